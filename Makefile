@@ -1,0 +1,66 @@
+# CellCurate developer commands. Everything installs into .venv/ in the repository root.
+#
+#   make demo   install, build the demo project and serve it on http://127.0.0.1:8000
+#   make test   install and run the test suite (embedded mode: SQLite, eager tasks)
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# torch first, from one fixed pair: segment-anything imports torchvision, and the two must
+# match. Set TORCH_INDEX=--index-url=https://download.pytorch.org/whl/cpu for a CPU-only build.
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+TORCH_INDEX ?=
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PYTEST_ARGS ?=
+
+.PHONY: install demo demo-data serve test test-services browser lint clean-demo bench
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install $(TORCH_INDEX) $(TORCH_SPEC)
+	$(BIN)/pip install -e '.[train,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# A real browser for the UI tests: Debian's chromium, driven by Playwright (no browser download).
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 || \
+	     (apt-get update >/dev/null && apt-get install -y --no-install-recommends chromium >/dev/null)); \
+	  else \
+	    echo "The UI tests need Debian's chromium: sudo apt-get install chromium" >&2; exit 1; \
+	  fi; \
+	fi
+
+demo-data: install
+	DJANGO_DEBUG=1 $(BIN)/python manage.py migrate --noinput
+	DJANGO_DEBUG=1 $(BIN)/python manage.py demo
+
+demo: demo-data
+	@echo "Serving on http://$(HOST):$(PORT)/ (Ctrl-C to stop)"
+	DJANGO_DEBUG=1 $(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+serve: install
+	DJANGO_DEBUG=1 $(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+test: install browser
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/python manage.py makemigrations --check --dry-run
+
+bench: install
+	$(BIN)/python bench/metrics_bench.py
+	$(BIN)/python bench/consensus_bench.py
+	$(BIN)/python bench/noise_bench.py
+
+clean-demo:
+	rm -rf var/db.sqlite3 var/media

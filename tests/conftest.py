@@ -1,0 +1,104 @@
+"""Fixtures shared by the whole suite.
+
+Engineers' fixtures go above the marker; the session-wide plumbing (media folder, the real
+Celery worker) lives below it.
+"""
+
+# --- lead fixtures ---
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.test.utils import override_settings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+def broker_configured() -> bool:
+    return bool(settings.CELERY_BROKER_URL)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_media_root():
+    """Every test writes media under one throw-away folder that a worker process can see too."""
+    root = Path(tempfile.mkdtemp(prefix="cellcurate-test-media-"))
+    with override_settings(MEDIA_ROOT=root):
+        yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def media_root(_session_media_root, tmp_path):
+    """A fresh, empty media folder for one test (files left behind can be counted)."""
+    with override_settings(MEDIA_ROOT=tmp_path / "media"):
+        (tmp_path / "media").mkdir()
+        yield tmp_path / "media"
+
+
+def _database_url_for(settings_dict: dict) -> str:
+    if settings_dict["ENGINE"] != "django.db.backends.postgresql":
+        raise RuntimeError(
+            "A real Celery worker needs a database it can share with the tests: run with "
+            "DATABASE_URL=postgres://... (the SQLite test database lives in memory)."
+        )
+    user = settings_dict.get("USER") or "postgres"
+    password = settings_dict.get("PASSWORD") or ""
+    auth = f"{user}:{password}@" if password else f"{user}@"
+    host = settings_dict.get("HOST") or "127.0.0.1"
+    port = settings_dict.get("PORT") or 5432
+    return f"postgres://{auth}{host}:{port}/{settings_dict['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker, _session_media_root):
+    """Start a real ``celery worker`` against the test database and the configured broker.
+
+    Tests that use it must use ``@pytest.mark.django_db(transaction=True)`` so that what
+    they write is committed and visible to the worker.
+    """
+    if not broker_configured():
+        raise RuntimeError("celery_worker_process needs CELERY_BROKER_URL (a real broker)")
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        db_url = _database_url_for(connection.settings_dict)
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=db_url,
+        MEDIA_ROOT=str(_session_media_root),
+        DJANGO_SETTINGS_MODULE="config.settings",
+        PYTHONUNBUFFERED="1",
+    )
+    log_path = Path(tempfile.mkdtemp(prefix="cellcurate-worker-")) / "worker.log"
+    hostname = f"test-worker-{os.getpid()}@%h"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo",
+             "-Q", "default,training", "-n", hostname, "--loglevel=INFO", "--without-gossip",
+             "--without-mingle", "--without-heartbeat"],
+            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"celery worker exited early:\n{log_path.read_text()}")
+            if " ready." in log_path.read_text():
+                break
+            time.sleep(0.3)
+        else:
+            raise RuntimeError(f"celery worker did not start in 60 s:\n{log_path.read_text()}")
+        yield {"process": proc, "log": log_path, "hostname_prefix": f"test-worker-{os.getpid()}@"}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
