@@ -1,0 +1,433 @@
+"""Annotator models: the errors real annotators make, tied to image content.
+
+An annotation starts from the ground truth of a :class:`SimulatedImage` and goes through
+these steps, each recording what it changed as :class:`InjectedError` rows:
+
+1. ``missed``: a cell is left out with probability
+   ``miss_rate + miss_faint_rate * faintness`` where
+   ``faintness = clip((0.5 - contrast) / 0.4, 0, 1)`` (0 for normal cells, 1 for the
+   faintest), so faint cells are missed far more often.
+2. ``merged``: two touching cells (sharing a boundary in the ground truth), both drawn,
+   become one instance with probability ``merge_rate`` per touching pair.
+3. ``split``: a cell of at least 60 px is cut in two by a straight line through its
+   centroid with probability ``split_rate``.
+4. ``boundary``: every instance is eroded (negative) or dilated (positive) by
+   ``boundary_bias_px + N(0, boundary_jitter_px)`` pixels of Euclidean distance; a row is
+   recorded where the shift is at least 0.5 px. Dilation never takes pixels from another
+   instance.
+5. ``coarse_outline``: with ``polygon_coarseness > 0`` each outline is replaced by a
+   polygon simplified with that tolerance (Douglas–Peucker) and rasterised, like a
+   polygon tool used with few clicks. One row per annotation.
+6. ``debris``: each debris particle rendered in the image is labelled as a cell with
+   probability ``debris_rate``.
+7. ``spurious``: ``Poisson(spurious_per_image)`` random blobs in the background.
+8. ``corruption``: with probability ``corruption_rate`` the whole annotation is badly
+   damaged in one of four ways (``detail``): ``shift`` (mask moved 4..8 px, a
+   mis-registered upload), ``dropout`` (50..80 % of the instances deleted, also recorded
+   as ``missed``), ``blobs`` (many spurious blobs, also recorded as ``spurious``) or
+   ``smear`` (every instance dilated 3 px and outlined with a 3 px polygon).
+
+Finally the instance ids are shuffled (an annotator's ids carry no meaning) and the
+rows are rewritten with the final ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage.draw import polygon as draw_polygon
+from skimage.measure import approximate_polygon, find_contours
+
+from .images import SimulatedImage
+
+ERROR_KINDS = ("missed", "merged", "split", "boundary", "coarse_outline", "debris", "spurious",
+               "corruption")
+CORRUPTION_MODES = ("shift", "dropout", "blobs", "smear")
+
+
+@dataclass(frozen=True)
+class InjectedError:
+    """One error an annotator model put into an annotation.
+
+    Attributes
+    ----------
+    kind : str
+        One of :data:`ERROR_KINDS`.
+    gt_ids : tuple of int
+        Ground-truth cells concerned (two for ``merged``; empty for ``debris`` and
+        ``spurious``).
+    annotation_ids : tuple of int
+        Instances of the final annotation concerned (two for ``split``; empty for
+        ``missed``; ids that no longer exist, e.g. shifted off the image, are left out).
+    magnitude : float
+        ``boundary``: signed shift in px (negative = erosion); ``coarse_outline``: polygon
+        tolerance in px; ``corruption``: shift in px, dropped share, blob count or smear px;
+        ``missed``: the cell's faintness (0..1); otherwise 0.
+    detail : str
+        ``corruption``: the mode; ``missed``: ``"faint"`` or ``""``; ``debris``: the debris id
+        in ``SimulatedImage.debris`` as a string.
+    """
+
+    kind: str
+    gt_ids: tuple[int, ...]
+    annotation_ids: tuple[int, ...]
+    magnitude: float = 0.0
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class AnnotatorProfile:
+    """Error rates of one simulated annotator (see the module docstring for each step).
+
+    All rates are probabilities in 0..1 except ``spurious_per_image`` (a Poisson mean),
+    the pixel quantities and ``polygon_coarseness`` (a tolerance in px, 0 = pixel-exact).
+    """
+
+    name: str
+    boundary_bias_px: float = 0.0
+    boundary_jitter_px: float = 0.3
+    miss_rate: float = 0.0
+    miss_faint_rate: float = 0.0
+    merge_rate: float = 0.0
+    split_rate: float = 0.0
+    debris_rate: float = 0.0
+    spurious_per_image: float = 0.0
+    polygon_coarseness: float = 0.0
+    corruption_rate: float = 0.0
+    careless: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("miss_rate", "miss_faint_rate", "merge_rate", "split_rate", "debris_rate",
+                     "corruption_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"AnnotatorProfile.{name} must be in [0, 1], got {value}")
+        for name in ("boundary_jitter_px", "spurious_per_image", "polygon_coarseness"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"AnnotatorProfile.{name} must be >= 0, got {getattr(self, name)}")
+        if abs(self.boundary_bias_px) > 5:
+            raise ValueError(f"AnnotatorProfile.boundary_bias_px must be within +-5 px, "
+                             f"got {self.boundary_bias_px}")
+
+
+PERFECT = AnnotatorProfile("perfect", boundary_jitter_px=0.0)
+EXPERT = AnnotatorProfile("expert", boundary_bias_px=0.0, boundary_jitter_px=0.3, miss_rate=0.02,
+                          miss_faint_rate=0.4, merge_rate=0.06, split_rate=0.015,
+                          debris_rate=0.05, spurious_per_image=0.3, corruption_rate=0.04)
+GOOD = AnnotatorProfile("good", boundary_bias_px=0.6, boundary_jitter_px=0.4, miss_rate=0.03,
+                        miss_faint_rate=0.45, merge_rate=0.08, split_rate=0.02,
+                        debris_rate=0.08, spurious_per_image=0.4, polygon_coarseness=0.7,
+                        corruption_rate=0.05)
+AVERAGE = AnnotatorProfile("average", boundary_bias_px=-1.0, boundary_jitter_px=0.4,
+                           miss_rate=0.04, miss_faint_rate=0.55, merge_rate=0.12,
+                           split_rate=0.03, debris_rate=0.3, spurious_per_image=0.5,
+                           polygon_coarseness=1.0, corruption_rate=0.06)
+AVERAGE_DILATING = replace(AVERAGE, name="average_dilating", boundary_bias_px=1.0)
+CARELESS = AnnotatorProfile("careless", boundary_bias_px=1.5, boundary_jitter_px=0.6,
+                            miss_rate=0.08, miss_faint_rate=0.85, merge_rate=0.3,
+                            split_rate=0.06, debris_rate=0.6, spurious_per_image=1.5,
+                            polygon_coarseness=2.0, corruption_rate=0.12, careless=True)
+
+_CAREFUL_ORDER = (EXPERT, AVERAGE, GOOD, AVERAGE_DILATING)
+
+
+def annotator_panel(n: int = 3, *, careless: int = 1) -> tuple[AnnotatorProfile, ...]:
+    """A panel of ``n`` annotator profiles of mixed quality, the careless ones last.
+
+    ``n=3, careless=1`` gives (expert, average (1 px erosion), careless);
+    ``n=5, careless=1`` gives (expert, average, good (0.6 px dilation), average_dilating,
+    careless). Beyond the four careful presets, further careful annotators repeat them
+    with a numeric suffix (``expert_2``...). Names are unique within the panel.
+    """
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if not 0 <= careless <= n:
+        raise ValueError(f"careless must be in [0, n={n}], got {careless}")
+    careful = []
+    for i in range(n - careless):
+        base = _CAREFUL_ORDER[i % len(_CAREFUL_ORDER)]
+        rep = i // len(_CAREFUL_ORDER)
+        careful.append(base if rep == 0 else replace(base, name=f"{base.name}_{rep + 1}"))
+    sloppy = [CARELESS if i == 0 else replace(CARELESS, name=f"careless_{i + 1}")
+              for i in range(careless)]
+    return tuple(careful + sloppy)
+
+
+@dataclass(frozen=True, eq=False)
+class SimulatedAnnotation:
+    """One simulated annotator's mask of one image.
+
+    Attributes
+    ----------
+    labels : ndarray of uint16, shape (H, W)
+        Instance labels, 0 = background; ids are 1..K in shuffled order.
+    errors : tuple of InjectedError
+        Every error injected, in the order of the steps in the module docstring.
+    profile : AnnotatorProfile
+        The profile that produced it.
+    """
+
+    labels: np.ndarray
+    errors: tuple[InjectedError, ...] = field(default=())
+    profile: AnnotatorProfile = PERFECT
+
+    @property
+    def corrupted(self) -> bool:
+        return any(e.kind == "corruption" for e in self.errors)
+
+    def errors_of(self, kind: str) -> tuple[InjectedError, ...]:
+        if kind not in ERROR_KINDS:
+            raise ValueError(f"kind must be one of {ERROR_KINDS}, got {kind!r}")
+        return tuple(e for e in self.errors if e.kind == kind)
+
+
+def touching_pairs(labels: np.ndarray) -> np.ndarray:
+    """Pairs of labels that share an edge (4-connectivity), shape (n, 2), a < b, sorted."""
+    pairs = []
+    for a, b in ((labels[:, :-1], labels[:, 1:]), (labels[:-1, :], labels[1:, :])):
+        m = (a != b) & (a > 0) & (b > 0)
+        pairs.append(np.stack([np.minimum(a[m], b[m]), np.maximum(a[m], b[m])], axis=1))
+    allp = np.concatenate(pairs).astype(np.int64)
+    if allp.size == 0:
+        return np.zeros((0, 2), np.int64)
+    return np.unique(allp, axis=0)
+
+
+def _bbox(mask: np.ndarray, pad: int, shape) -> tuple[slice, slice]:
+    ys, xs = np.nonzero(mask)
+    return (slice(max(ys.min() - pad, 0), min(ys.max() + pad + 1, shape[0])),
+            slice(max(xs.min() - pad, 0), min(xs.max() + pad + 1, shape[1])))
+
+
+def _objects(labels: np.ndarray) -> dict[int, tuple[slice, slice]]:
+    return {i + 1: sl for i, sl in enumerate(ndi.find_objects(labels)) if sl is not None}
+
+
+def _erode(L: np.ndarray, inst: int, amount: float) -> None:
+    sl = _bbox(L == inst, 1, L.shape)
+    mask = L[sl] == inst
+    dist = ndi.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+    keep = dist > amount
+    if not keep.any():  # never erase a cell completely: keep its core
+        keep = dist >= dist.max()
+    L[sl][mask & ~keep] = 0
+
+
+def _dilate(L: np.ndarray, amounts: np.ndarray) -> None:
+    """Grow each instance i by amounts[i] px into the background (nearest instance wins)."""
+    if not (amounts > 0).any() or not (L > 0).any():
+        return
+    dist, (iy, ix) = ndi.distance_transform_edt(L == 0, return_indices=True)
+    owner = L[iy, ix]
+    grow = (L == 0) & (dist <= amounts[owner])
+    L[grow] = owner[grow]
+
+
+def _polygonize(L: np.ndarray, tolerance: float) -> None:
+    for inst, sl0 in _objects(L).items():
+        sl = (slice(max(sl0[0].start - 2, 0), min(sl0[0].stop + 2, L.shape[0])),
+              slice(max(sl0[1].start - 2, 0), min(sl0[1].stop + 2, L.shape[1])))
+        mask = L[sl] == inst
+        contours = find_contours(np.pad(mask, 1).astype(float), 0.5)
+        if not contours:
+            continue
+        contour = max(contours, key=len)
+        poly = approximate_polygon(contour, tolerance=tolerance) - 1.0
+        rr, cc = draw_polygon(poly[:, 0], poly[:, 1], shape=mask.shape)
+        new = np.zeros_like(mask)
+        new[rr, cc] = True
+        if new.sum() < 0.5 * mask.sum():
+            continue
+        crop = L[sl]
+        crop[mask & ~new] = 0
+        crop[new & (crop == 0)] = inst
+
+
+def _blob_mask(rng, shape, diameter, occupied):
+    from .images import _random_blob
+
+    for _ in range(30):
+        d = float(rng.uniform(*diameter))
+        cy, cx = rng.uniform(d, shape[0] - d), rng.uniform(d, shape[1] - d)
+        blob = _random_blob(rng, cy, cx, d, irregularity=0.3, max_aspect=1.8)
+        sl = blob.bbox(shape)
+        inside = blob.norm(sl) < 1.0
+        if inside.sum() >= 12 and not np.any(inside & occupied[sl]):
+            full = np.zeros(shape, bool)
+            full[sl] = inside
+            return full
+    return None
+
+
+def simulate_annotation(sim: SimulatedImage, profile: AnnotatorProfile, *,
+                        seed: int | np.random.Generator | None = None) -> SimulatedAnnotation:
+    """Simulate one annotator's instance mask of ``sim`` and record the injected errors.
+
+    Parameters
+    ----------
+    sim : SimulatedImage
+        The image and its ground truth (``labels`` 1..N, ``debris``, ``contrast``).
+    profile : AnnotatorProfile
+        Error rates; see the module docstring for the order and the exact model.
+    seed : int, numpy.random.Generator or None
+        Source of randomness; the same seed, image and profile give the same annotation.
+
+    Returns
+    -------
+    SimulatedAnnotation
+        uint16 labels of shape ``sim.labels.shape`` and the tuple of InjectedError rows.
+    """
+    if not isinstance(sim, SimulatedImage):
+        raise TypeError(f"sim must be a SimulatedImage, got {type(sim).__name__}")
+    if not isinstance(profile, AnnotatorProfile):
+        raise TypeError(f"profile must be an AnnotatorProfile, got {type(profile).__name__}")
+    rng = np.random.default_rng(seed)
+    gt = sim.labels.astype(np.int32)
+    shape = gt.shape
+    n = sim.n_cells
+    errors: list[InjectedError] = []
+
+    # 1. missed cells, more often the fainter they are
+    faintness = np.clip((0.5 - sim.contrast) / 0.4, 0.0, 1.0)
+    p_miss = np.clip(profile.miss_rate + profile.miss_faint_rate * faintness, 0, 1)
+    missed = rng.random(n) < p_miss
+    for g in np.flatnonzero(missed) + 1:
+        errors.append(InjectedError("missed", (int(g),), (), float(faintness[g - 1]),
+                                    "faint" if sim.faint[g - 1] else ""))
+
+    # 2. merges of touching pairs, each cell merged at most once
+    groups: list[tuple[int, ...]] = []
+    used = missed.copy()
+    pairs = touching_pairs(gt)
+    for k in rng.permutation(len(pairs)):
+        a, b = (int(v) for v in pairs[k])
+        if rng.random() < profile.merge_rate and not used[a - 1] and not used[b - 1]:
+            used[a - 1] = used[b - 1] = True
+            groups.append((a, b))
+    groups += [(int(g),) for g in np.flatnonzero(~used) + 1]
+    groups.sort()
+
+    L = np.zeros(shape, np.int32)
+    inst_gt: dict[int, tuple[int, ...]] = {}
+    lookup = np.zeros(n + 1, np.int32)
+    for group in groups:
+        inst_gt[len(inst_gt) + 1] = group
+        lookup[list(group)] = len(inst_gt)
+    L = lookup[gt]
+    for inst, group in inst_gt.items():
+        if len(group) == 2:
+            errors.append(InjectedError("merged", group, (inst,)))
+
+    # 3. splits along a line through the centroid
+    objects = _objects(L)
+    for inst, group in list(inst_gt.items()):
+        if len(group) != 1 or rng.random() >= profile.split_rate:
+            continue
+        sl = objects[inst]
+        mask = L[sl] == inst
+        if mask.sum() < 60:
+            continue
+        yy, xx = np.nonzero(mask)
+        cy, cx = yy.mean(), xx.mean()
+        for _ in range(5):
+            phi = rng.uniform(0, np.pi)
+            side = (yy - cy) * np.cos(phi) - (xx - cx) * np.sin(phi) > 0
+            if 0.3 <= side.mean() <= 0.7:
+                new = len(inst_gt) + 1
+                inst_gt[new] = group
+                L[sl][yy[side], xx[side]] = new
+                errors.append(InjectedError("split", group, (inst, new)))
+                break
+
+    # 4. systematic boundary bias with per-instance jitter
+    n_inst = len(inst_gt)
+    offsets = np.zeros(n_inst + 1)
+    if n_inst:
+        offsets[1:] = profile.boundary_bias_px + rng.normal(0.0, profile.boundary_jitter_px, n_inst)
+        present = np.zeros(n_inst + 1, bool)
+        present[np.unique(L)] = True
+        for inst in np.flatnonzero((offsets < 0) & present):
+            _erode(L, int(inst), -offsets[inst])
+        _dilate(L, np.where(offsets > 0, offsets, 0.0))
+        for inst in range(1, n_inst + 1):
+            if abs(offsets[inst]) >= 0.5:
+                errors.append(InjectedError("boundary", inst_gt[inst], (inst,),
+                                            float(offsets[inst])))
+
+    # 5. coarse polygon outlines
+    if profile.polygon_coarseness > 0 and n_inst:
+        _polygonize(L, profile.polygon_coarseness)
+        errors.append(InjectedError("coarse_outline", tuple(g for i in inst_gt.values() for g in i),
+                                    tuple(inst_gt), float(profile.polygon_coarseness)))
+
+    # 6. debris in the image labelled as cells
+    for d in range(1, sim.n_debris + 1):
+        if rng.random() < profile.debris_rate:
+            region = (sim.debris == d) & (L == 0)
+            if region.any():
+                new = int(L.max()) + 1
+                L[region] = new
+                errors.append(InjectedError("debris", (), (new,), 0.0, str(d)))
+
+    # 7. random spurious blobs in the background
+    lo = 8.0
+    for _ in range(int(rng.poisson(profile.spurious_per_image))):
+        blob = _blob_mask(rng, shape, (lo, lo * 1.6), ndi.binary_dilation(L > 0, iterations=2))
+        if blob is not None:
+            new = int(L.max()) + 1
+            L[blob] = new
+            errors.append(InjectedError("spurious", (), (new,)))
+
+    # 8. heavy corruption of the whole annotation
+    if rng.random() < profile.corruption_rate and L.any():
+        mode = CORRUPTION_MODES[int(rng.integers(len(CORRUPTION_MODES)))]
+        ids = tuple(int(i) for i in np.unique(L) if i)
+        gts = tuple(sorted({g for i in ids if i in inst_gt for g in inst_gt[i]}))
+        if mode == "shift":
+            mag = float(rng.uniform(4, 8))
+            phi = rng.uniform(0, 2 * np.pi)
+            dy, dx = int(round(mag * np.sin(phi))), int(round(mag * np.cos(phi)))
+            shifted = np.zeros_like(L)
+            ys = slice(max(dy, 0), shape[0] + min(dy, 0))
+            xs = slice(max(dx, 0), shape[1] + min(dx, 0))
+            yd = slice(max(-dy, 0), shape[0] + min(-dy, 0))
+            xd = slice(max(-dx, 0), shape[1] + min(-dx, 0))
+            shifted[ys, xs] = L[yd, xd]
+            L = shifted
+        elif mode == "dropout":
+            mag = float(rng.uniform(0.5, 0.8))
+            drop = [i for i in ids if rng.random() < mag]
+            L[np.isin(L, drop)] = 0
+            for i in drop:
+                if i in inst_gt:
+                    errors.append(InjectedError("missed", inst_gt[i], (), 0.0, "dropout"))
+        elif mode == "blobs":
+            count = max(5, len(ids) // 2)
+            mag = float(count)
+            for _ in range(count):
+                blob = _blob_mask(rng, shape, (lo, lo * 2.0), ndi.binary_dilation(L > 0))
+                if blob is not None:
+                    new = int(L.max()) + 1
+                    L[blob] = new
+                    errors.append(InjectedError("spurious", (), (new,), 0.0, "blobs"))
+        else:  # smear
+            mag = 3.0
+            top = int(L.max())
+            _dilate(L, np.full(top + 1, mag))
+            _polygonize(L, 3.0)
+        errors.append(InjectedError("corruption", gts, ids, mag, mode))
+
+    # shuffle ids; rewrite the rows with the final ids
+    present = np.unique(L)
+    present = present[present > 0]
+    perm = rng.permutation(len(present)) + 1
+    remap = np.zeros(int(L.max(initial=0)) + 1, np.int64)
+    remap[present] = perm
+    out = remap[L].astype(np.uint16)
+    final = []
+    for e in errors:
+        ids = tuple(int(remap[i]) for i in e.annotation_ids if i < len(remap) and remap[i] > 0)
+        final.append(replace(e, annotation_ids=ids))
+    return SimulatedAnnotation(labels=out, errors=tuple(final), profile=profile)
