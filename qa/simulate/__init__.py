@@ -12,7 +12,10 @@ Pure numpy/scipy/scikit-image; no Django. Everything takes a ``seed`` (int or
 - :func:`simulate_dataset` -> list of :class:`SimulatedSample` ``(image, annotations)``.
 """
 
-from .annotators import (
+from .annotators import SimulatedAnnotation, simulate_annotation, touching_pairs
+from .dataset import SimulatedSample, simulate_dataset
+from .images import MODALITIES, SimulatedImage, simulate_image
+from .profiles import (
     AVERAGE,
     AVERAGE_DILATING,
     CARELESS,
@@ -23,13 +26,8 @@ from .annotators import (
     PERFECT,
     AnnotatorProfile,
     InjectedError,
-    SimulatedAnnotation,
     annotator_panel,
-    simulate_annotation,
-    touching_pairs,
 )
-from .dataset import SimulatedSample, simulate_dataset
-from .images import MODALITIES, SimulatedImage, simulate_image
 
 __all__ = [
     "AVERAGE",

@@ -7,8 +7,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .annotators import AnnotatorProfile, SimulatedAnnotation, annotator_panel, simulate_annotation
+from .annotators import SimulatedAnnotation, simulate_annotation
 from .images import SimulatedImage, simulate_image
+from .profiles import AnnotatorProfile, annotator_panel
 
 
 class SimulatedSample(NamedTuple):
