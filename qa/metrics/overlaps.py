@@ -150,7 +150,12 @@ def _overlaps_dense(fa: np.ndarray, fb: np.ndarray, max_a: int, max_b: int) -> O
     raw_a, raw_b = np.nonzero(inner)
     intersections = inner[raw_a, raw_b].astype(np.int64)
     return _assemble(
-        labels_a, counts_a[labels_a], labels_b, counts_b[labels_b], raw_a + 1, raw_b + 1,
+        labels_a,
+        counts_a[labels_a],
+        labels_b,
+        counts_b[labels_b],
+        raw_a + 1,
+        raw_b + 1,
         intersections,
     )
 
