@@ -1,0 +1,243 @@
+"""Use case: submit an annotator's label mask for an assignment, as a new revision.
+
+Every submission is a new immutable :class:`~annotation.models.Annotation` row. Edits
+name the revision the client last saw (``base_revision``, or ``If-Match`` at the API);
+a stale one is refused (409 / 412) instead of silently overwriting someone's work. A
+client-supplied idempotency key makes retries of the same submission return the first
+result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from django.conf import settings
+from django.db import IntegrityError
+from django.db.models import Max
+from django.utils import timezone
+
+from annotation.access import check_project_role
+from annotation.enums import AnnotationSource, AssignmentStatus, Role
+from annotation.masks import (
+    MaskFormatError,
+    instance_ids,
+    read_label_image,
+    to_canonical_dtype,
+    validate_label_image,
+    write_label_png,
+    write_label_tiff,
+)
+from annotation.models import Annotation, Assignment
+from annotation.services.storage import staged_files
+from config.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
+from guidelines.selectors import acknowledgement_exists, guideline_published_get
+
+_KEY_LIMIT = 255
+_MAX_TIME_SPENT_S = 7 * 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    """The annotation a submission produced (or, on an idempotent replay, had produced)."""
+
+    annotation: Annotation
+    created: bool
+
+
+def _encode(labels: np.ndarray) -> tuple[bytes, str]:
+    """The canonical stored file: 16-bit PNG, or compressed TIFF above 65,535 ids."""
+    canonical = to_canonical_dtype(labels)
+    if canonical.dtype == np.uint16:
+        return write_label_png(canonical), "png"
+    return write_label_tiff(canonical), "tif"
+
+
+def _check_options(*, source, time_spent_s, idempotency_key, base_revision, if_match_revision):
+    try:
+        source = AnnotationSource(source)
+    except ValueError:
+        raise InvalidInput(
+            f"source {source!r} is not one of {', '.join(s.value for s in AnnotationSource)}",
+            field="source",
+        ) from None
+    if time_spent_s is not None:
+        if not isinstance(time_spent_s, int | float) or not math.isfinite(time_spent_s):
+            raise InvalidInput("time_spent_s must be a number of seconds", field="time_spent_s")
+        if not 0 <= time_spent_s <= _MAX_TIME_SPENT_S:
+            raise InvalidInput(
+                f"time_spent_s must be within 0..{_MAX_TIME_SPENT_S:.0f}, got {time_spent_s}",
+                field="time_spent_s",
+            )
+    if idempotency_key is not None and not (0 < len(idempotency_key) <= _KEY_LIMIT):
+        raise InvalidInput(
+            f"Idempotency-Key must be 1..{_KEY_LIMIT} characters", field="idempotency_key"
+        )
+    for name, value in (("base_revision", base_revision), ("if_match", if_match_revision)):
+        if value is not None and value < 0:
+            raise InvalidInput(f"{name} must be >= 0, got {value}", field=name)
+    if (
+        base_revision is not None and if_match_revision is not None
+        and base_revision != if_match_revision
+    ):
+        raise InvalidInput(
+            f"base_revision {base_revision} and If-Match {if_match_revision} disagree",
+            field="base_revision",
+        )
+    return source
+
+
+def annotation_submit(
+    *, actor, assignment: Assignment, mask_data: bytes, **options
+) -> SubmitResult:
+    """Submit a label-image file (PNG or TIFF, recognised by content).
+
+    The file must decode to one integer, non-negative plane of the image's height and
+    width. See :func:`annotation_submit_labels` for the other preconditions and options.
+    """
+    try:
+        labels = read_label_image(mask_data, max_pixels=settings.CELLCURATE_MAX_IMAGE_PIXELS)
+    except MaskFormatError as exc:
+        raise InvalidInput(f"mask: {exc}", field="mask") from exc
+    return annotation_submit_labels(actor=actor, assignment=assignment, labels=labels, **options)
+
+
+def annotation_submit_labels(
+    *,
+    actor,
+    assignment: Assignment,
+    labels: np.ndarray,
+    base_revision: int | None = None,
+    if_match_revision: int | None = None,
+    idempotency_key: str | None = None,
+    source: str | AnnotationSource = AnnotationSource.MANUAL,
+    time_spent_s: float | None = None,
+) -> SubmitResult:
+    """Store a label image (ndarray, shape (H, W), integer >= 0) as the next revision.
+
+    Preconditions: the actor is the assignment's annotator; the assignment is not
+    skipped; the actor acknowledged the project's current published guideline version;
+    for an edit, ``base_revision`` (409 when stale) or ``if_match_revision`` (412 when
+    stale) equals the latest revision. The same ``idempotency_key`` with the same
+    content returns the first annotation (``created=False``).
+    """
+    source = _check_options(
+        source=source, time_spent_s=time_spent_s, idempotency_key=idempotency_key,
+        base_revision=base_revision, if_match_revision=if_match_revision,
+    )
+    project = assignment.image.project
+    check_project_role(user=actor, project=project, roles=[Role.ANNOTATOR])
+    if assignment.annotator_id != actor.pk:
+        raise NotFound(f"assignment {assignment.pk} not found")
+    try:
+        validate_label_image(labels, name="mask")
+    except MaskFormatError as exc:
+        raise InvalidInput(f"mask: {exc}", field="mask") from exc
+    image = assignment.image
+    if labels.shape != (image.height, image.width):
+        raise InvalidInput(
+            f"mask is {labels.shape[0]} x {labels.shape[1]} (height x width) but the image is "
+            f"{image.height} x {image.width}",
+            field="mask",
+        )
+    content, ext = _encode(labels)
+    sha256 = hashlib.sha256(content).hexdigest()
+
+    try:
+        with staged_files() as staged:
+            assignment = Assignment.objects.select_for_update().get(pk=assignment.pk)
+            if idempotency_key is not None:
+                replay = _replay(actor=actor, assignment=assignment, key=idempotency_key, sha256=sha256)
+                if replay is not None:
+                    return replay
+            if assignment.status == AssignmentStatus.SKIPPED:
+                raise Conflict(f"assignment {assignment.pk} was skipped; it takes no submissions")
+            guideline = guideline_published_get(project=project)
+            if guideline is None:
+                raise InvalidInput(
+                    f"project {project.slug!r} has no published guideline; annotations are "
+                    "made under a published guideline version",
+                    field="guideline", code="guideline_missing",
+                )
+            if not acknowledgement_exists(user=actor, guideline_version=guideline):
+                raise InvalidInput(
+                    f"acknowledge guideline version {guideline.version} ({guideline.title!r}) "
+                    "before submitting",
+                    field="guideline", code="guideline_not_acknowledged",
+                )
+            latest = (
+                Annotation.objects.filter(assignment=assignment).aggregate(r=Max("revision"))["r"]
+                or 0
+            )
+            _check_revision(latest, base_revision=base_revision, if_match_revision=if_match_revision)
+            revision = latest + 1
+            stored = staged.save(
+                f"projects/{project.pk}/masks/{assignment.pk}/r{revision}-{sha256[:16]}.{ext}",
+                content,
+            )
+            now = timezone.now()
+            annotation = Annotation.objects.create(
+                assignment=assignment, guideline_version=guideline, revision=revision,
+                mask=stored, sha256=sha256, height=labels.shape[0], width=labels.shape[1],
+                dtype=str(to_canonical_dtype(labels).dtype), instance_count=len(instance_ids(labels)),
+                source=source, time_spent_s=time_spent_s, submitted_at=now,
+                idempotency_key=idempotency_key or "", created_by=actor,
+            )
+            assignment.status = AssignmentStatus.SUBMITTED
+            assignment.submitted_at = now
+            assignment.save(update_fields=["status", "submitted_at", "updated_at"])
+    except IntegrityError:
+        # A concurrent request with the same key or the same base revision committed first.
+        if idempotency_key is not None:
+            replay = _replay(actor=actor, assignment=assignment, key=idempotency_key, sha256=sha256)
+            if replay is not None:
+                return replay
+        raise Conflict(
+            f"assignment {assignment.pk} received another revision at the same time; "
+            "reload and resubmit against the latest revision",
+            field="base_revision",
+        ) from None
+    return SubmitResult(annotation=annotation, created=True)
+
+
+def _replay(*, actor, assignment: Assignment, key: str, sha256: str) -> SubmitResult | None:
+    earlier = Annotation.objects.filter(created_by=actor, idempotency_key=key).first()
+    if earlier is None:
+        return None
+    if earlier.assignment_id != assignment.pk or earlier.sha256 != sha256:
+        raise Conflict(
+            "this Idempotency-Key was already used for a different submission; "
+            "use a new key for new content",
+            field="idempotency_key", code="idempotency_key_reused",
+        )
+    return SubmitResult(annotation=earlier, created=False)
+
+
+def _check_revision(latest: int, *, base_revision: int | None, if_match_revision: int | None) -> None:
+    if if_match_revision is not None and if_match_revision != latest:
+        raise PreconditionFailed(
+            f"If-Match names revision {if_match_revision} but the latest is {latest}; "
+            "reload before editing",
+            field="if_match", code="stale_revision",
+        )
+    seen = base_revision if base_revision is not None else if_match_revision
+    if latest == 0:
+        if seen not in (None, 0):
+            raise Conflict(
+                f"base_revision {seen} does not exist: this assignment has no revision yet",
+                field="base_revision", code="stale_revision",
+            )
+        return
+    if seen is None:
+        raise Conflict(
+            f"the assignment already has revision {latest}; to edit it, send "
+            f"base_revision={latest} (the revision you last saw)",
+            field="base_revision", code="revision_required",
+        )
+    if seen != latest:
+        raise Conflict(
+            f"base_revision {seen} is stale: the latest revision is {latest}; reload before editing",
+            field="base_revision", code="stale_revision",
+        )

@@ -1,0 +1,144 @@
+"""Use cases for images: upload one or many, recognised by content, deduplicated by sha256."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.files import File
+from django.db import IntegrityError, transaction
+
+from annotation.access import check_project_role
+from annotation.enums import Role
+from annotation.imagefiles import ImageFileError, read_image
+from annotation.models import Image, Project
+from annotation.services.storage import StagedFiles, staged_files
+from config.errors import InvalidInput
+
+UPLOAD_ROLES = (Role.MANAGER,)
+_EXTENSIONS = {"tiff": "tif", "png": "png", "jpeg": "jpg"}
+_METADATA_LIMITS = {"plate": 100, "well": 20, "site": 20, "batch": 100, "modality": 50, "stain": 100}
+
+
+@dataclass(frozen=True)
+class ImageMetadata:
+    """Acquisition metadata kept with an image (splits and agreement are grouped by it)."""
+
+    plate: str = ""
+    well: str = ""
+    site: str = ""
+    batch: str = ""
+    modality: str = ""
+    stain: str = ""
+    extra: Mapping = field(default_factory=dict)
+    is_gold: bool = False
+
+
+@dataclass(frozen=True)
+class UploadedImage:
+    """An upload's outcome: the image row and whether this call created it."""
+
+    image: Image
+    created: bool
+
+
+def _check_metadata(metadata: ImageMetadata) -> None:
+    for name, limit in _METADATA_LIMITS.items():
+        value = getattr(metadata, name)
+        if not isinstance(value, str):
+            raise InvalidInput(f"{name} must be text", field=name)
+        if len(value) > limit:
+            raise InvalidInput(f"{name} is longer than {limit} characters", field=name)
+    if not isinstance(metadata.extra, Mapping):
+        raise InvalidInput("metadata must be a JSON object", field="metadata")
+
+
+def _read_capped(upload: File, *, name: str) -> bytes:
+    """The upload's bytes, refusing files over the byte cap before reading them."""
+    limit = settings.CELLCURATE_MAX_IMAGE_BYTES
+    size = getattr(upload, "size", None)
+    if size is not None and size > limit:
+        raise InvalidInput(f"{name}: {size:,} bytes is over the {limit:,}-byte limit", field="file")
+    if hasattr(upload, "seek"):
+        upload.seek(0)
+    data = upload.read(limit + 1)
+    if len(data) > limit:
+        raise InvalidInput(f"{name}: file is over the {limit:,}-byte limit", field="file")
+    return bytes(data)
+
+
+def _store_one(
+    *, staged: StagedFiles, actor, project: Project, upload: File, metadata: ImageMetadata,
+    seen: dict[str, Image],
+) -> UploadedImage:
+    name = getattr(upload, "name", None) or "upload"
+    data = _read_capped(upload, name=name)
+    if not data:
+        raise InvalidInput(f"{name}: the file is empty (0 bytes)", field="file")
+    sha256 = hashlib.sha256(data).hexdigest()
+    if sha256 in seen:
+        return UploadedImage(image=seen[sha256], created=False)
+    existing = Image.objects.filter(project=project, sha256=sha256).first()
+    if existing is not None:
+        return UploadedImage(image=existing, created=False)
+    try:
+        # read_image checks the header (format by content, pixel cap) before decoding, and
+        # decoding everything catches truncated or corrupt pixel data at upload time.
+        _, info = read_image(data, max_pixels=settings.CELLCURATE_MAX_IMAGE_PIXELS)
+    except ImageFileError as exc:
+        raise InvalidInput(f"{name}: {exc}", field="file") from exc
+    stored = staged.save(
+        f"projects/{project.pk}/images/{sha256[:2]}/{sha256}.{_EXTENSIONS[info.format]}", data
+    )
+    try:
+        with transaction.atomic():
+            image = Image.objects.create(
+                project=project, file=stored, original_name=name[:255], size_bytes=len(data),
+                sha256=sha256, format=info.format, width=info.width, height=info.height,
+                channels=info.channels, pages=info.pages, dtype=info.dtype,
+                plate=metadata.plate, well=metadata.well, site=metadata.site,
+                batch=metadata.batch, modality=metadata.modality, stain=metadata.stain,
+                metadata=dict(metadata.extra), is_gold=metadata.is_gold, uploaded_by=actor,
+            )
+    except IntegrityError:
+        # A concurrent upload of the same bytes won the unique (project, sha256) race.
+        staged.discard(stored)
+        return UploadedImage(image=Image.objects.get(project=project, sha256=sha256), created=False)
+    return UploadedImage(image=image, created=True)
+
+
+def image_upload(
+    *, actor, project: Project, upload: File, metadata: ImageMetadata | None = None
+) -> UploadedImage:
+    """Upload one image (TIFF, PNG or JPEG by content); a known sha256 returns the existing row.
+
+    Managers only. A refused file leaves no row and no stored file behind.
+    """
+    return images_upload_many(actor=actor, project=project, uploads=[upload], metadata=metadata)[0]
+
+
+def images_upload_many(
+    *, actor, project: Project, uploads: Sequence[File], metadata: ImageMetadata | None = None
+) -> list[UploadedImage]:
+    """Upload several images all-or-nothing: one bad file refuses the batch, naming the file.
+
+    Managers only. ``metadata`` applies to every file of the batch.
+    """
+    check_project_role(user=actor, project=project, roles=UPLOAD_ROLES)
+    metadata = metadata or ImageMetadata()
+    _check_metadata(metadata)
+    if not uploads:
+        raise InvalidInput("no files were uploaded", field="file")
+    results: list[UploadedImage] = []
+    seen: dict[str, Image] = {}
+    with staged_files() as staged:
+        for upload in uploads:
+            result = _store_one(
+                staged=staged, actor=actor, project=project, upload=upload, metadata=metadata,
+                seen=seen,
+            )
+            seen[result.image.sha256] = result.image
+            results.append(result)
+    return results
