@@ -12,6 +12,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/auth/", include("rest_framework.urls")),
+    path("api/v1/", include("annotation.urls")),
+    path("api/v1/", include("guidelines.urls")),
 ]
 
 if settings.DEBUG:

@@ -17,8 +17,13 @@ def guideline_published_get(*, project: Project) -> GuidelineVersion | None:
     ).first()
 
 
-def guideline_version_list(*, project: Project) -> QuerySet[GuidelineVersion]:
-    return GuidelineVersion.objects.filter(project=project).order_by("version")
+def guideline_version_list(
+    *, project: Project, filters: dict | None = None
+) -> QuerySet[GuidelineVersion]:
+    """A project's versions, oldest first; ``filters`` may hold ``status``."""
+    qs = GuidelineVersion.objects.filter(project=project).order_by("version")
+    status = (filters or {}).get("status")
+    return qs if status is None else qs.filter(status=status)
 
 
 def guideline_version_get(*, project: Project, version: int) -> GuidelineVersion:

@@ -89,6 +89,12 @@ def _check_options(*, source, time_spent_s, idempotency_key, base_revision, if_m
     return source
 
 
+def _check_annotator(*, actor, assignment: Assignment) -> None:
+    check_project_role(user=actor, project=assignment.image.project, roles=[Role.ANNOTATOR])
+    if assignment.annotator_id != actor.pk:
+        raise NotFound(f"assignment {assignment.pk} not found")
+
+
 def annotation_submit(
     *, actor, assignment: Assignment, mask_data: bytes, **options
 ) -> SubmitResult:
@@ -97,6 +103,7 @@ def annotation_submit(
     The file must decode to one integer, non-negative plane of the image's height and
     width. See :func:`annotation_submit_labels` for the other preconditions and options.
     """
+    _check_annotator(actor=actor, assignment=assignment)
     try:
         labels = read_label_image(mask_data, max_pixels=settings.CELLCURATE_MAX_IMAGE_PIXELS)
     except MaskFormatError as exc:
@@ -128,9 +135,7 @@ def annotation_submit_labels(
         base_revision=base_revision, if_match_revision=if_match_revision,
     )
     project = assignment.image.project
-    check_project_role(user=actor, project=project, roles=[Role.ANNOTATOR])
-    if assignment.annotator_id != actor.pk:
-        raise NotFound(f"assignment {assignment.pk} not found")
+    _check_annotator(actor=actor, assignment=assignment)
     try:
         validate_label_image(labels, name="mask")
     except MaskFormatError as exc:

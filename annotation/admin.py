@@ -1,0 +1,77 @@
+"""Django admin for the annotation app. Submitted annotations are shown read-only."""
+
+from django.contrib import admin
+
+from annotation.models import Annotation, Assignment, Image, Job, Membership, Project
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    raw_id_fields = ["user"]
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = ["slug", "name", "annotators_per_image", "gold_share", "created_at"]
+    search_fields = ["slug", "name"]
+    prepopulated_fields = {"slug": ["name"]}
+    inlines = [MembershipInline]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["project", "user", "role", "created_at"]
+    list_filter = ["role", "project"]
+    raw_id_fields = ["user"]
+
+
+@admin.register(Image)
+class ImageAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "original_name", "width", "height", "dtype", "plate", "well", "is_gold"]
+    list_filter = ["project", "is_gold", "modality"]
+    search_fields = ["original_name", "sha256", "plate", "well"]
+    # The file, its hash and what was read from it belong together; only metadata is editable.
+    readonly_fields = ["project", "file", "sha256", "size_bytes", "format", "width", "height",
+                       "channels", "pages", "dtype", "uploaded_by", "created_at"]
+
+    def has_add_permission(self, request):
+        return False  # uploads go through the service (format checks, caps, dedup)
+
+
+@admin.register(Assignment)
+class AssignmentAdmin(admin.ModelAdmin):
+    list_display = ["id", "image", "annotator", "status", "lease_expires_at", "submitted_at"]
+    list_filter = ["status", "image__project"]
+    raw_id_fields = ["image", "annotator"]
+
+
+@admin.register(Annotation)
+class AnnotationAdmin(admin.ModelAdmin):
+    list_display = ["id", "assignment", "revision", "created_by", "instance_count", "source", "submitted_at"]
+    list_filter = ["source", "assignment__image__project"]
+    search_fields = ["sha256"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    list_display = ["id", "kind", "status", "progress_done", "progress_total", "project", "created_at"]
+    list_filter = ["status", "kind"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False

@@ -1,0 +1,52 @@
+"""Plumbing shared by the annotation and guidelines API views: scoping, filters, files."""
+
+from __future__ import annotations
+
+import mimetypes
+from pathlib import PurePosixPath
+
+from django.core.files.storage import default_storage
+from django.http import FileResponse
+from rest_framework.generics import GenericAPIView
+
+from annotation.models import Membership, Project
+from annotation.selectors import project_get
+from annotation.serializers import FilterSerializer
+
+
+class ProjectScopedView(GenericAPIView):
+    """A view under ``/projects/<slug>/``: the project is resolved for members only (else 404)."""
+
+    filter_serializer_class: type[FilterSerializer] | None = None
+
+    def get_project(self) -> Project:
+        if not hasattr(self, "_project"):
+            self._project = project_get(user=self.request.user, slug=self.kwargs["slug"])
+        return self._project
+
+    def get_filters(self) -> dict:
+        """Validated, allow-listed filters from the query string (400 naming unknown ones)."""
+        if self.filter_serializer_class is None:
+            serializer = FilterSerializer(data=self.request.query_params)
+        else:
+            serializer = self.filter_serializer_class(data=self.request.query_params)
+        serializer.is_valid(raise_exception=True)
+        return {k: v for k, v in serializer.validated_data.items() if v is not None}
+
+    def paginated(self, queryset, serializer_class, **context):
+        page = self.paginate_queryset(queryset)
+        data = serializer_class(page, many=True, context={**self.get_serializer_context(), **context}).data
+        return self.get_paginated_response(data)
+
+
+def roles_by_project(user) -> dict[int, str]:
+    return dict(Membership.objects.filter(user_id=user.pk).values_list("project_id", "role"))
+
+
+def stored_file_response(name: str, *, download_name: str) -> FileResponse:
+    """Stream a file from default storage as an attachment."""
+    content_type = mimetypes.guess_type(download_name)[0] or "application/octet-stream"
+    return FileResponse(
+        default_storage.open(name, "rb"), as_attachment=True,
+        filename=PurePosixPath(download_name).name, content_type=content_type,
+    )

@@ -1,0 +1,281 @@
+"""DRF serializers of the annotation app: parse requests, render rows. No logic.
+
+Input serializers are strict (:class:`StrictFieldsMixin`): an unknown or read-only key in
+a write is a 400 naming it, never silently dropped. Filter serializers are strict too,
+so a query string may only use allow-listed filters.
+"""
+
+from __future__ import annotations
+
+import json
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from annotation.enums import AnnotationSource, AssignmentStatus, JobStatus, Role, choices
+from annotation.models import Annotation, Assignment, Image, Job, Membership, Project
+
+#: Query parameters every list endpoint understands besides its filters.
+PAGING_PARAMS = frozenset({"page", "format"})
+
+
+class StrictFieldsMixin:
+    """Refuse keys that are not writable fields of the serializer (HTTP 400 naming them)."""
+
+    ignored_keys: frozenset[str] = frozenset()
+
+    def to_internal_value(self, data):
+        if hasattr(data, "keys"):
+            errors = {}
+            for key in data.keys():
+                if key in self.ignored_keys:
+                    continue
+                field = self.fields.get(key)
+                if field is None:
+                    errors[key] = ["Unknown field."]
+                elif field.read_only:
+                    errors[key] = ["This field is read-only."]
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
+
+
+class StrictSerializer(StrictFieldsMixin, serializers.Serializer):
+    """Base of input serializers."""
+
+
+class FilterSerializer(StrictSerializer):
+    """Base of query-string filters: unknown parameters are refused by name."""
+
+    ignored_keys = PAGING_PARAMS
+
+
+@extend_schema_field(OpenApiTypes.OBJECT)
+class JSONObjectField(serializers.Field):
+    """A JSON object given either as an object (JSON bodies) or a JSON string (multipart)."""
+
+    default_error_messages = {
+        "invalid_json": "Not valid JSON: {error}.",
+        "not_object": "Must be a JSON object, got {kind}.",
+    }
+
+    def to_internal_value(self, data):
+        if isinstance(data, bytes | str):
+            try:
+                data = json.loads(data)
+            except ValueError as exc:
+                self.fail("invalid_json", error=str(exc))
+        if not isinstance(data, dict):
+            self.fail("not_object", kind=type(data).__name__)
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+# ----------------------------------------------------------------------------- projects
+
+
+class ProjectOutput(serializers.ModelSerializer):
+    role = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Project
+        fields = [
+            "slug", "name", "description", "cell_classes", "annotators_per_image", "gold_share",
+            "created_at", "updated_at", "role",
+        ]
+        read_only_fields = fields
+
+    def get_role(self, project) -> str | None:
+        return self.context.get("roles", {}).get(project.pk)
+
+
+class ProjectCreateInput(StrictSerializer):
+    name = serializers.CharField(max_length=200)
+    slug = serializers.CharField(max_length=100)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    cell_classes = serializers.ListField(child=serializers.CharField(max_length=100), required=False, default=list)
+    annotators_per_image = serializers.IntegerField(required=False, default=2)
+    gold_share = serializers.FloatField(required=False, default=0.0)
+
+
+class ProjectUpdateInput(StrictSerializer):
+    name = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+    cell_classes = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
+    annotators_per_image = serializers.IntegerField(required=False)
+    gold_share = serializers.FloatField(required=False)
+    slug = serializers.CharField(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+
+
+# -------------------------------------------------------------------------- memberships
+
+
+class MembershipOutput(serializers.ModelSerializer):
+    username = serializers.CharField(source="user.username", read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ["id", "username", "role", "created_at"]
+        read_only_fields = fields
+
+
+class MembershipCreateInput(StrictSerializer):
+    username = serializers.CharField(max_length=150)
+    role = serializers.ChoiceField(choices=choices(Role))
+
+
+class MembershipUpdateInput(StrictSerializer):
+    role = serializers.ChoiceField(choices=choices(Role))
+    username = serializers.CharField(read_only=True)
+
+
+class MembershipFilter(FilterSerializer):
+    role = serializers.ChoiceField(choices=choices(Role), required=False)
+
+
+# ------------------------------------------------------------------------------- images
+
+
+class ImageOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Image
+        fields = [
+            "id", "original_name", "sha256", "size_bytes", "format", "width", "height",
+            "channels", "pages", "dtype", "plate", "well", "site", "batch", "modality", "stain",
+            "metadata", "is_gold", "created_at",
+        ]
+        read_only_fields = fields
+
+
+class ImageUploadInput(StrictSerializer):
+    file = serializers.ListField(
+        child=serializers.FileField(allow_empty_file=True), allow_empty=False,
+        help_text="One or more image files (TIFF, PNG or JPEG; recognised by content).",
+    )
+    plate = serializers.CharField(required=False, allow_blank=True, default="", max_length=100)
+    well = serializers.CharField(required=False, allow_blank=True, default="", max_length=20)
+    site = serializers.CharField(required=False, allow_blank=True, default="", max_length=20)
+    batch = serializers.CharField(required=False, allow_blank=True, default="", max_length=100)
+    modality = serializers.CharField(required=False, allow_blank=True, default="", max_length=50)
+    stain = serializers.CharField(required=False, allow_blank=True, default="", max_length=100)
+    metadata = JSONObjectField(required=False, default=dict)
+    is_gold = serializers.BooleanField(required=False, default=False)
+
+
+class ImageUploadOutput(serializers.Serializer):
+    created = serializers.BooleanField()
+    image = ImageOutput()
+
+
+class ImageFilter(FilterSerializer):
+    plate = serializers.CharField(required=False)
+    well = serializers.CharField(required=False)
+    site = serializers.CharField(required=False)
+    batch = serializers.CharField(required=False)
+    modality = serializers.CharField(required=False)
+    stain = serializers.CharField(required=False)
+    is_gold = serializers.BooleanField(required=False)
+    sha256 = serializers.CharField(required=False, max_length=64)
+
+
+# -------------------------------------------------------------------------- assignments
+
+
+class AssignmentOutput(serializers.ModelSerializer):
+    annotator = serializers.CharField(source="annotator.username", read_only=True)
+    image = ImageOutput(read_only=True)
+
+    class Meta:
+        model = Assignment
+        fields = [
+            "id", "image", "annotator", "status", "lease_expires_at", "started_at",
+            "submitted_at", "skip_reason", "created_at",
+        ]
+        read_only_fields = fields
+
+
+class AssignmentFilter(FilterSerializer):
+    status = serializers.ChoiceField(choices=choices(AssignmentStatus), required=False)
+    image = serializers.IntegerField(required=False, min_value=1)
+    annotator = serializers.IntegerField(required=False, min_value=1)
+
+
+class AssignmentSkipInput(StrictSerializer):
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
+
+
+class EmptyInput(StrictSerializer):
+    """Endpoints whose POST takes no body fields."""
+
+
+# -------------------------------------------------------------------------- annotations
+
+
+class AnnotationOutput(serializers.ModelSerializer):
+    annotator = serializers.CharField(source="created_by.username", read_only=True)
+    image = serializers.IntegerField(source="assignment.image_id", read_only=True)
+    guideline_version = serializers.IntegerField(source="guideline_version.version", read_only=True)
+
+    class Meta:
+        model = Annotation
+        fields = [
+            "id", "assignment", "image", "annotator", "revision", "guideline_version", "sha256",
+            "height", "width", "dtype", "instance_count", "source", "time_spent_s", "submitted_at",
+        ]
+        read_only_fields = fields
+
+
+class AnnotationSubmitInput(StrictSerializer):
+    assignment = serializers.IntegerField(min_value=1)
+    mask = serializers.FileField(
+        allow_empty_file=True,
+        help_text="Label image: PNG or TIFF, one integer plane, same height and width as the image.",
+    )
+    base_revision = serializers.IntegerField(
+        required=False, min_value=0, allow_null=True, default=None,
+        help_text="The revision this edit is based on (0 or absent for the first submission).",
+    )
+    source = serializers.ChoiceField(
+        choices=choices(AnnotationSource), required=False, default=AnnotationSource.MANUAL
+    )
+    time_spent_s = serializers.FloatField(required=False, allow_null=True, default=None, min_value=0)
+
+
+class AnnotationFilter(FilterSerializer):
+    assignment = serializers.IntegerField(required=False, min_value=1)
+    image = serializers.IntegerField(required=False, min_value=1)
+    annotator = serializers.IntegerField(required=False, min_value=1)
+    source = serializers.ChoiceField(choices=choices(AnnotationSource), required=False)
+    guideline_version = serializers.IntegerField(required=False, min_value=1)
+
+
+# --------------------------------------------------------------------------------- jobs
+
+
+class JobOutput(serializers.ModelSerializer):
+    project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    progress = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Job
+        fields = [
+            "id", "kind", "status", "progress_done", "progress_total", "progress", "message",
+            "result", "error", "project", "created_at", "started_at", "finished_at",
+        ]
+        read_only_fields = fields
+
+    def get_progress(self, job) -> float | None:
+        """Fraction done in 0..1, or None while the total is unknown."""
+        if not job.progress_total:
+            return 1.0 if job.status == JobStatus.SUCCEEDED else None
+        return job.progress_done / job.progress_total
+
+
+class JobFilter(FilterSerializer):
+    kind = serializers.CharField(required=False)
+    status = serializers.ChoiceField(choices=choices(JobStatus), required=False)
+    project = serializers.SlugField(required=False)
