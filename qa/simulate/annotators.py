@@ -11,10 +11,12 @@ these steps, each recording what it changed as :class:`InjectedError` rows:
    become one instance with probability ``merge_rate`` per touching pair.
 3. ``split``: a cell of at least 60 px is cut in two by a straight line through its
    centroid with probability ``split_rate``.
-4. ``boundary``: every instance is eroded (negative) or dilated (positive) by
-   ``boundary_bias_px + N(0, boundary_jitter_px)`` pixels of Euclidean distance; a row is
-   recorded where the shift is at least 0.5 px. Dilation never takes pixels from another
-   instance.
+4. ``boundary``: every outline moves outwards (positive) or inwards (negative) by
+   ``boundary_bias_px + N(0, boundary_jitter_px)`` px of Euclidean distance, plus a smooth
+   random wobble of standard deviation ``outline_noise_px`` (Gaussian noise smoothed over
+   2.5 px: a hand tracing an outline). A row is recorded where the systematic shift is at
+   least 0.5 px. Where grown instances meet, each pixel goes to the instance it lies
+   deepest in, so touching cells keep a shared boundary.
 5. ``coarse_outline``: with ``polygon_coarseness > 0`` each outline is replaced by a
    polygon simplified with that tolerance (Douglas–Peucker) and rasterised, like a
    polygon tool used with few clicks. One row per annotation.
@@ -94,14 +96,37 @@ def _objects(labels: np.ndarray) -> dict[int, tuple[slice, slice]]:
     return {i + 1: sl for i, sl in enumerate(ndi.find_objects(labels)) if sl is not None}
 
 
-def _erode(L: np.ndarray, inst: int, amount: float) -> None:
-    sl = _bbox(L == inst, 1, L.shape)
-    mask = L[sl] == inst
-    dist = ndi.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
-    keep = dist > amount
-    if not keep.any():  # never erase a cell completely: keep its core
-        keep = dist >= dist.max()
-    L[sl][mask & ~keep] = 0
+def signed_distance(mask: np.ndarray) -> np.ndarray:
+    """Signed distance to the outline of a boolean mask, > 0 inside, in px.
+
+    The outline lies half-way between an inside and an outside pixel centre, so boundary
+    pixels sit at +0.5 (inside) and -0.5 (outside). The mask must not touch the array
+    border on a side where the distance matters (pad it first).
+    """
+    inside = ndi.distance_transform_edt(mask)
+    outside = ndi.distance_transform_edt(~mask)
+    return np.where(mask, inside - 0.5, 0.5 - outside)
+
+
+def _reshape(L: np.ndarray, offsets: np.ndarray, field: np.ndarray | None) -> np.ndarray:
+    """Move every outline by ``offsets[i]`` px (plus the local ``field``), deepest pixel wins."""
+    reach = int(np.ceil(np.abs(offsets).max(initial=0) + (0 if field is None else 3 * field.std())))
+    pad = reach + 2
+    out = np.zeros_like(L)
+    best = np.full(L.shape, -np.inf)
+    for inst, sl0 in _objects(L).items():
+        sl = (slice(max(sl0[0].start - pad, 0), min(sl0[0].stop + pad, L.shape[0])),
+              slice(max(sl0[1].start - pad, 0), min(sl0[1].stop + pad, L.shape[1])))
+        mask = np.pad(L[sl] == inst, 1)
+        value = signed_distance(mask)[1:-1, 1:-1] + offsets[inst]
+        if field is not None:
+            value = value + field[sl]
+        claim = (value > 0) & (value > best[sl])
+        if not claim.any():  # never erase a cell completely: keep its deepest pixel
+            claim = value >= value.max()
+        out[sl][claim] = inst
+        best[sl][claim] = value[claim]
+    return out
 
 
 def _dilate(L: np.ndarray, amounts: np.ndarray) -> None:
@@ -228,16 +253,17 @@ def simulate_annotation(sim: SimulatedImage, profile: AnnotatorProfile, *,
                 errors.append(InjectedError("split", group, (inst, new)))
                 break
 
-    # 4. systematic boundary bias with per-instance jitter
+    # 4. systematic boundary bias with per-instance jitter and a wobbly hand
     n_inst = len(inst_gt)
     offsets = np.zeros(n_inst + 1)
     if n_inst:
         offsets[1:] = profile.boundary_bias_px + rng.normal(0.0, profile.boundary_jitter_px, n_inst)
-        present = np.zeros(n_inst + 1, bool)
-        present[np.unique(L)] = True
-        for inst in np.flatnonzero((offsets < 0) & present):
-            _erode(L, int(inst), -offsets[inst])
-        _dilate(L, np.where(offsets > 0, offsets, 0.0))
+        field = None
+        if profile.outline_noise_px > 0:
+            field = ndi.gaussian_filter(rng.standard_normal(shape), 2.5)
+            field *= profile.outline_noise_px / (field.std() + 1e-12)
+        if field is not None or np.any(offsets != 0):
+            L = _reshape(L, offsets, field)
         for inst in range(1, n_inst + 1):
             if abs(offsets[inst]) >= 0.5:
                 errors.append(InjectedError("boundary", inst_gt[inst], (inst,),

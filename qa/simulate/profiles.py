@@ -50,6 +50,7 @@ class AnnotatorProfile:
     name: str
     boundary_bias_px: float = 0.0
     boundary_jitter_px: float = 0.3
+    outline_noise_px: float = 0.0
     miss_rate: float = 0.0
     miss_faint_rate: float = 0.0
     merge_rate: float = 0.0
@@ -66,7 +67,7 @@ class AnnotatorProfile:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"AnnotatorProfile.{name} must be in [0, 1], got {value}")
-        for name in ("boundary_jitter_px", "spurious_per_image", "polygon_coarseness"):
+        for name in ("boundary_jitter_px", "outline_noise_px", "spurious_per_image", "polygon_coarseness"):
             if getattr(self, name) < 0:
                 raise ValueError(f"AnnotatorProfile.{name} must be >= 0, got {getattr(self, name)}")
         if abs(self.boundary_bias_px) > 5:
@@ -75,22 +76,24 @@ class AnnotatorProfile:
 
 
 PERFECT = AnnotatorProfile("perfect", boundary_jitter_px=0.0)
-EXPERT = AnnotatorProfile("expert", boundary_bias_px=0.0, boundary_jitter_px=0.3, miss_rate=0.02,
-                          miss_faint_rate=0.4, merge_rate=0.06, split_rate=0.015,
-                          debris_rate=0.05, spurious_per_image=0.3, corruption_rate=0.04)
-GOOD = AnnotatorProfile("good", boundary_bias_px=0.6, boundary_jitter_px=0.4, miss_rate=0.03,
-                        miss_faint_rate=0.45, merge_rate=0.08, split_rate=0.02,
-                        debris_rate=0.08, spurious_per_image=0.4, polygon_coarseness=0.7,
-                        corruption_rate=0.05)
-AVERAGE = AnnotatorProfile("average", boundary_bias_px=-1.0, boundary_jitter_px=0.4,
-                           miss_rate=0.04, miss_faint_rate=0.55, merge_rate=0.12,
-                           split_rate=0.03, debris_rate=0.3, spurious_per_image=0.5,
-                           polygon_coarseness=1.0, corruption_rate=0.06)
+EXPERT = AnnotatorProfile("expert", boundary_bias_px=0.0, boundary_jitter_px=0.3,
+                          outline_noise_px=0.4, miss_rate=0.02, miss_faint_rate=0.4,
+                          merge_rate=0.06, split_rate=0.015, debris_rate=0.05,
+                          spurious_per_image=0.3, polygon_coarseness=0.5, corruption_rate=0.04)
+GOOD = AnnotatorProfile("good", boundary_bias_px=0.6, boundary_jitter_px=0.4,
+                        outline_noise_px=0.5, miss_rate=0.03, miss_faint_rate=0.45,
+                        merge_rate=0.08, split_rate=0.02, debris_rate=0.08,
+                        spurious_per_image=0.4, polygon_coarseness=0.8, corruption_rate=0.05)
+AVERAGE = AnnotatorProfile("average", boundary_bias_px=-1.0, boundary_jitter_px=0.3,
+                           outline_noise_px=0.4, miss_rate=0.02, miss_faint_rate=0.5,
+                           merge_rate=0.08, split_rate=0.02, debris_rate=0.25,
+                           spurious_per_image=0.3, polygon_coarseness=0.6, corruption_rate=0.06)
 AVERAGE_DILATING = replace(AVERAGE, name="average_dilating", boundary_bias_px=1.0)
 CARELESS = AnnotatorProfile("careless", boundary_bias_px=1.5, boundary_jitter_px=0.6,
-                            miss_rate=0.08, miss_faint_rate=0.85, merge_rate=0.3,
-                            split_rate=0.06, debris_rate=0.6, spurious_per_image=1.5,
-                            polygon_coarseness=2.0, corruption_rate=0.12, careless=True)
+                            outline_noise_px=0.8, miss_rate=0.08, miss_faint_rate=0.85,
+                            merge_rate=0.3, split_rate=0.06, debris_rate=0.6,
+                            spurious_per_image=1.5, polygon_coarseness=1.5,
+                            corruption_rate=0.12, careless=True)
 
 _CAREFUL_ORDER = (EXPERT, AVERAGE, GOOD, AVERAGE_DILATING)
 

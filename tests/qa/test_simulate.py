@@ -324,3 +324,13 @@ def test_dataset_cell_count_range_and_validation():
         simulate_dataset(1, n_cells=(9, 3))
     with pytest.raises(ValueError, match="profiles"):
         simulate_dataset(1, profiles=[])
+
+
+def test_outline_noise_wobbles_outlines_without_changing_sizes(sim):
+    profile = AnnotatorProfile("wobbly", outline_noise_px=0.8, boundary_jitter_px=0.0)
+    ann = simulate_annotation(sim, profile, seed=3)
+    assert ann.errors == ()  # no systematic shift is recorded for a wobble
+    assert int(ann.labels.max()) == sim.n_cells
+    changed = np.count_nonzero((ann.labels > 0) != (sim.labels > 0))
+    assert changed > 0.05 * np.count_nonzero(sim.labels)
+    assert abs(np.count_nonzero(ann.labels) / np.count_nonzero(sim.labels) - 1) < 0.1
