@@ -1,0 +1,138 @@
+"""Recognise a mask file's format from its content, never from its name (pure)."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from typing import Any, Literal
+
+from annotation.imagefiles import describe_content
+
+from .labels import MaskFormatError
+from .safety import DEFAULT_LIMITS, Limits, load_json
+
+__all__ = ["MASK_FORMATS", "MaskFormat", "detect_format"]
+
+MaskFormat = Literal["png", "tiff", "cellpose", "imagej", "coco", "geojson", "labelstudio"]
+#: Every format name :func:`detect_format` may return.
+MASK_FORMATS: tuple[str, ...] = (
+    "png",
+    "tiff",
+    "cellpose",
+    "imagej",
+    "coco",
+    "geojson",
+    "labelstudio",
+)
+_GEOJSON_TYPES = {
+    "FeatureCollection",
+    "Feature",
+    "Polygon",
+    "MultiPolygon",
+    "Point",
+    "MultiPoint",
+    "LineString",
+    "MultiLineString",
+    "GeometryCollection",
+}
+
+
+def _json_format(doc: Any) -> MaskFormat | None:
+    if isinstance(doc, dict):
+        if "images" in doc and "annotations" in doc:
+            return "coco"
+        if doc.get("type") in _GEOJSON_TYPES:
+            return "geojson"
+        if isinstance(doc.get("annotations", doc.get("completions")), list) and "data" in doc:
+            return "labelstudio"
+        return None
+    if isinstance(doc, list) and doc and all(isinstance(d, dict) for d in doc[:50]):
+        first = doc[0]
+        if isinstance(first.get("annotations", first.get("completions")), list):
+            return "labelstudio"
+        if first.get("type") in _GEOJSON_TYPES:
+            return "geojson"
+    return None
+
+
+def detect_format(data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> MaskFormat:
+    """Say which mask format some bytes hold, by looking at their content.
+
+    Parameters
+    ----------
+    data : bytes
+        The whole file.
+    limits : Limits, optional
+        Caps for the JSON parse and the zip listing.
+
+    Returns
+    -------
+    {'png', 'tiff', 'cellpose', 'imagej', 'coco', 'geojson', 'labelstudio'}
+        ``cellpose`` is a ``.npy`` (``_seg.npy`` or a plain label array); ``imagej`` is
+        a single ``.roi`` or a zip of them; ``geojson`` covers QuPath exports.
+
+    Raises
+    ------
+    MaskFormatError
+        Empty input, JPEG (lossy: never a label image), a zip holding something other
+        than ImageJ ROIs, JSON of no known layout, or unknown content (the message
+        says what it looks like).
+    """
+    data = bytes(data)
+    if not data:
+        raise MaskFormatError("The mask file is empty (0 bytes).")
+    head = data[:16]
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return "tiff"
+    if head.startswith(b"\x93NUMPY"):
+        return "cellpose"
+    if head.startswith(b"Iout"):
+        return "imagej"
+    if head.startswith(b"\xff\xd8\xff"):
+        raise MaskFormatError(
+            "The mask file is a JPEG; lossy compression changes instance ids, so a JPEG "
+            "cannot be a label image. Use PNG or TIFF."
+        )
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                infos = zf.infolist()
+                if len(infos) > limits.max_zip_entries:
+                    raise MaskFormatError(
+                        f"The zip archive has {len(infos):,} entries; at most "
+                        f"{limits.max_zip_entries:,} are accepted."
+                    )
+                names = [
+                    i.filename
+                    for i in infos
+                    if not i.is_dir()
+                    and not i.filename.startswith("__MACOSX/")
+                    and not i.filename.endswith(".DS_Store")
+                ]
+        except zipfile.BadZipFile as exc:
+            raise MaskFormatError(f"Not a readable zip archive: {exc}") from exc
+        others = [n for n in names if not n.lower().endswith(".roi")]
+        if names and not others:
+            return "imagej"
+        raise MaskFormatError(
+            "The zip archive is not an ImageJ ROI set: it holds "
+            + (f"{others[:3]}" if others else "no files")
+            + ". Folders or zips of mask files are imported by the import_annotations command."
+        )
+    stripped = data.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if stripped[:1] in (b"{", b"["):
+        doc = load_json(data, what="JSON mask", limits=limits)
+        fmt = _json_format(doc)
+        if fmt is None:
+            keys = sorted(doc)[:8] if isinstance(doc, dict) else f"a list of {len(doc)} items"
+            raise MaskFormatError(
+                "JSON that is not COCO (images + annotations), GeoJSON (type Feature/"
+                f"FeatureCollection/geometry) or a Label Studio export; it has {keys}."
+            )
+        return fmt
+    raise MaskFormatError(
+        f"Unrecognised mask file: it looks like {describe_content(data)}; expected PNG, TIFF, "
+        "Cellpose _seg.npy, ImageJ ROI/zip, COCO JSON, GeoJSON or a Label Studio export."
+    )

@@ -1,0 +1,265 @@
+"""Size caps and safe archive reading for untrusted mask files (pure, no Django).
+
+Every reader in :mod:`annotation.masks` takes a ``limits`` keyword holding these caps;
+they bound memory and CPU before anything large is built, so a hostile upload is
+refused with a message instead of exhausting a worker.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import stat
+import zipfile
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .labels import MaskFormatError
+
+__all__ = ["DEFAULT_LIMITS", "Limits", "check_points", "load_json", "read_zip_members"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps applied while parsing untrusted mask files.
+
+    Attributes
+    ----------
+    max_pixels : int
+        Largest label image (height x width) a reader builds.
+    max_shapes : int
+        Most instances (polygons, ROIs, annotations, features) in one file.
+    max_points_per_shape : int
+        Most vertices in one polygon or ROI (all of its rings together).
+    max_total_points : int
+        Most vertices in one file.
+    max_coordinate : float
+        Largest absolute coordinate value accepted.
+    max_file_bytes : int
+        Largest JSON or pickle document parsed.
+    max_zip_entries : int
+        Most members in a zip archive.
+    max_zip_entry_bytes : int
+        Largest uncompressed size of one zip member.
+    max_zip_total_bytes : int
+        Largest uncompressed size of all zip members together.
+    """
+
+    max_pixels: int = 100_000_000
+    max_shapes: int = 200_000
+    max_points_per_shape: int = 1_000_000
+    max_total_points: int = 5_000_000
+    max_coordinate: float = 1e6
+    max_file_bytes: int = 512 * 1024 * 1024
+    max_zip_entries: int = 100_000
+    max_zip_entry_bytes: int = 64 * 1024 * 1024
+    max_zip_total_bytes: int = 1024 * 1024 * 1024
+
+
+DEFAULT_LIMITS = Limits()
+
+_ZIP_JUNK = ("__MACOSX/", ".DS_Store", "Thumbs.db")
+
+
+def _unsafe_reason(name: str) -> str | None:
+    if "\\" in name:
+        return "contains a backslash"
+    if name.startswith("/"):
+        return "is an absolute path"
+    if len(name) >= 2 and name[1] == ":" and name[0].isalpha():
+        return "starts with a drive letter"
+    if any(part == ".." for part in name.split("/")):
+        return "contains '..'"
+    if "\x00" in name:
+        return "contains a NUL byte"
+    return None
+
+
+def read_zip_members(
+    data: bytes, *, limits: Limits = DEFAULT_LIMITS
+) -> tuple[list[tuple[str, bytes]], list[tuple[str, str]]]:
+    """Read the files of a zip archive, refusing unsafe or oversized archives.
+
+    Parameters
+    ----------
+    data : bytes
+        The archive.
+    limits : Limits, optional
+        ``max_zip_entries``, ``max_zip_entry_bytes`` and ``max_zip_total_bytes`` apply.
+
+    Returns
+    -------
+    members : list of (str, bytes)
+        Name and content of every regular file, in archive order.
+    skipped : list of (str, str)
+        Directories and operating-system litter (``__MACOSX/``, ``.DS_Store``) with
+        the reason they were left out.
+
+    Raises
+    ------
+    MaskFormatError
+        If the archive is corrupt or encrypted; has more entries than allowed; has a
+        member whose name is absolute, holds ``..``, a backslash or a drive letter
+        (zip slip), or that is a symbolic link; or whose uncompressed size (declared
+        or actual) is over the caps.
+    """
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise MaskFormatError(f"Not a readable zip archive: {exc}") from exc
+    with zf:
+        infos = zf.infolist()
+        if len(infos) > limits.max_zip_entries:
+            raise MaskFormatError(
+                f"The zip archive has {len(infos):,} entries; at most "
+                f"{limits.max_zip_entries:,} are accepted."
+            )
+        declared = 0
+        for info in infos:
+            reason = _unsafe_reason(info.filename)
+            if reason:
+                raise MaskFormatError(
+                    f"Refused zip archive: entry {info.filename!r} {reason} (unsafe path)."
+                )
+            mode = info.external_attr >> 16
+            if info.create_system == 3 and stat.S_ISLNK(mode):
+                raise MaskFormatError(
+                    f"Refused zip archive: entry {info.filename!r} is a symbolic link."
+                )
+            if info.flag_bits & 0x1:
+                raise MaskFormatError(f"Refused zip archive: entry {info.filename!r} is encrypted.")
+            if info.file_size > limits.max_zip_entry_bytes:
+                raise MaskFormatError(
+                    f"Zip entry {info.filename!r} uncompresses to {info.file_size:,} bytes; "
+                    f"at most {limits.max_zip_entry_bytes:,} are accepted per entry."
+                )
+            declared += info.file_size
+        if declared > limits.max_zip_total_bytes:
+            raise MaskFormatError(
+                f"The zip archive uncompresses to {declared:,} bytes; at most "
+                f"{limits.max_zip_total_bytes:,} are accepted."
+            )
+        members: list[tuple[str, bytes]] = []
+        skipped: list[tuple[str, str]] = []
+        total = 0
+        for info in infos:
+            name = info.filename
+            if info.is_dir():
+                continue
+            if name.startswith(_ZIP_JUNK[0]) or name.rsplit("/", 1)[-1] in _ZIP_JUNK[1:]:
+                skipped.append((name, "operating-system metadata, not a mask"))
+                continue
+            try:
+                with zf.open(info) as fh:
+                    # Declared sizes can lie: read one byte past the cap to notice.
+                    content = fh.read(limits.max_zip_entry_bytes + 1)
+            except (zipfile.BadZipFile, OSError, NotImplementedError, RuntimeError) as exc:
+                raise MaskFormatError(f"Could not read zip entry {name!r}: {exc}") from exc
+            if len(content) > limits.max_zip_entry_bytes:
+                raise MaskFormatError(
+                    f"Zip entry {name!r} uncompresses to more than "
+                    f"{limits.max_zip_entry_bytes:,} bytes."
+                )
+            total += len(content)
+            if total > limits.max_zip_total_bytes:
+                raise MaskFormatError(
+                    f"The zip archive uncompresses to more than {limits.max_zip_total_bytes:,} bytes."
+                )
+            members.append((name, content))
+        return members, skipped
+
+
+def load_json(data: bytes, *, what: str, limits: Limits = DEFAULT_LIMITS) -> Any:
+    """Parse a JSON document with a size cap and a clear error.
+
+    Parameters
+    ----------
+    data : bytes
+        UTF-8 (a BOM is allowed) JSON text.
+    what : str
+        Name of the format, for messages.
+    limits : Limits, optional
+        ``max_file_bytes`` applies.
+    """
+    if len(data) > limits.max_file_bytes:
+        raise MaskFormatError(
+            f"The {what} file is {len(data):,} bytes; at most {limits.max_file_bytes:,} are accepted."
+        )
+    try:
+        text = bytes(data).decode("utf-8-sig")
+        return json.loads(text, parse_constant=_refuse_constant)
+    except UnicodeDecodeError as exc:
+        raise MaskFormatError(f"The {what} file is not UTF-8 text: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise MaskFormatError(f"The {what} file is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise MaskFormatError(f"The {what} file is nested too deeply.") from exc
+
+
+def _refuse_constant(name: str) -> Any:
+    raise MaskFormatError(f"JSON holds the non-finite number {name}; coordinates must be finite.")
+
+
+def check_points(points: Any, *, where: str, limits: Limits = DEFAULT_LIMITS) -> np.ndarray:
+    """Turn untrusted coordinates into a finite float64 (n, 2) array of x, y.
+
+    Parameters
+    ----------
+    points : array_like, shape (n, 2) or flat (2n,)
+        x, y pairs (a flat list alternates x and y, as COCO stores them).
+    where : str
+        What the points belong to, for messages (e.g. ``"COCO annotation 7"``).
+    limits : Limits, optional
+        ``max_points_per_shape`` and ``max_coordinate`` apply.
+
+    Returns
+    -------
+    ndarray of float64, shape (n, 2)
+
+    Raises
+    ------
+    MaskFormatError
+        Non-numeric, NaN or infinite values, an odd-length flat list, too many
+        points, or coordinates beyond ``max_coordinate``.
+    """
+    if isinstance(points, list | tuple):
+        nested = bool(points) and isinstance(points[0], list | tuple)
+        n_points = len(points) if nested else len(points) // 2
+        if n_points > limits.max_points_per_shape:
+            # Checked before numpy builds an array from a hostile list.
+            raise MaskFormatError(
+                f"{where} has {n_points:,} points; at most "
+                f"{limits.max_points_per_shape:,} are accepted per shape."
+            )
+    try:
+        arr = np.asarray(points, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise MaskFormatError(f"{where} has coordinates that are not numbers: {exc}") from exc
+    if arr.ndim == 1:
+        if arr.size % 2:
+            raise MaskFormatError(f"{where} has an odd number ({arr.size}) of coordinate values.")
+        arr = arr.reshape(-1, 2)
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        raise MaskFormatError(f"{where} has coordinates of shape {arr.shape}; expected (n, 2).")
+    if len(arr) > limits.max_points_per_shape:
+        raise MaskFormatError(
+            f"{where} has {len(arr):,} points; at most {limits.max_points_per_shape:,} "
+            "are accepted per shape."
+        )
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.count_nonzero(~np.isfinite(arr)))
+        raise MaskFormatError(f"{where} has {bad} NaN or infinite coordinate values.")
+    if arr.size and float(np.abs(arr).max()) > limits.max_coordinate:
+        raise MaskFormatError(
+            f"{where} has a coordinate of {float(np.abs(arr).max()):.6g}, beyond "
+            f"+/-{limits.max_coordinate:.6g}."
+        )
+    return arr
+
+
+def ceil_extent(value: float) -> int:
+    """Smallest whole number of pixels covering coordinate ``value`` (>= 0)."""
+    return max(0, math.ceil(value))
