@@ -4,62 +4,6 @@ Engineers' fixtures go above the marker; the session-wide plumbing (media folder
 Celery worker) lives below it.
 """
 
-from dataclasses import dataclass as _dataclass
-
-import pytest as _pytest
-
-
-@_dataclass
-class World:
-    """A project with one member per role, a non-member, two images and a published guideline."""
-
-    project: object
-    users: dict
-    images: list
-    guideline: object
-    assignments: dict
-
-
-@_pytest.fixture
-def api_client():
-    from rest_framework.test import APIClient
-
-    return APIClient()
-
-
-@_pytest.fixture
-def world(db, media_root):
-    from annotation.enums import Role
-    from tests.factories import (
-        AcknowledgementFactory,
-        AssignmentFactory,
-        GuidelineVersionFactory,
-        ImageFactory,
-        MembershipFactory,
-        ProjectFactory,
-        UserFactory,
-    )
-
-    project = ProjectFactory(slug="world", annotators_per_image=2)
-    users = {}
-    for role in Role:
-        users[role.value] = UserFactory(username=role.value)
-        MembershipFactory(user=users[role.value], project=project, role=role)
-    users["annotator2"] = UserFactory(username="annotator2")
-    MembershipFactory(user=users["annotator2"], project=project, role=Role.ANNOTATOR)
-    users["non_member"] = UserFactory(username="non_member")
-    images = [ImageFactory(project=project), ImageFactory(project=project)]
-    guideline = GuidelineVersionFactory(project=project, published=True)
-    for name in ("annotator", "annotator2"):
-        AcknowledgementFactory(user=users[name], guideline_version=guideline)
-    assignments = {
-        name: AssignmentFactory(image=images[0], annotator=users[name])
-        for name in ("annotator", "annotator2")
-    }
-    return World(project=project, users=users, images=images, guideline=guideline,
-                 assignments=assignments)
-
-
 # --- lead fixtures ---
 import os
 import shutil

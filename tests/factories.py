@@ -5,9 +5,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+from dataclasses import dataclass
 
 import factory
 import numpy as np
+import pytest
 import tifffile
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
@@ -184,3 +186,48 @@ class JobFactory(DjangoModelFactory):
 
     kind = "annotation.assignments_generate"
     project = factory.SubFactory(ProjectFactory)
+
+
+# ------------------------------------------------------------------ fixtures
+# Re-exported by tests/conftest.py.
+
+
+
+@dataclass
+class World:
+    """A project with one member per role, a non-member, two images and a published guideline."""
+
+    project: object
+    users: dict
+    images: list
+    guideline: object
+    assignments: dict
+
+
+@pytest.fixture
+def api_client():
+    from rest_framework.test import APIClient
+
+    return APIClient()
+
+
+@pytest.fixture
+def world(db, media_root):
+    project = ProjectFactory(slug="world", annotators_per_image=2)
+    users = {}
+    for role in Role:
+        users[role.value] = UserFactory(username=role.value)
+        MembershipFactory(user=users[role.value], project=project, role=role)
+    users["annotator2"] = UserFactory(username="annotator2")
+    MembershipFactory(user=users["annotator2"], project=project, role=Role.ANNOTATOR)
+    users["non_member"] = UserFactory(username="non_member")
+    images = [ImageFactory(project=project), ImageFactory(project=project)]
+    guideline = GuidelineVersionFactory(project=project, published=True)
+    for name in ("annotator", "annotator2"):
+        AcknowledgementFactory(user=users[name], guideline_version=guideline)
+    assignments = {
+        name: AssignmentFactory(image=images[0], annotator=users[name])
+        for name in ("annotator", "annotator2")
+    }
+    return World(project=project, users=users, images=images, guideline=guideline,
+                 assignments=assignments)
