@@ -1,0 +1,66 @@
+"""next_task under concurrency on PostgreSQL: 20 threads, 10 assignments, each given once."""
+
+import threading
+
+import pytest
+from django.db import close_old_connections, connection
+
+from annotation.enums import Role
+from annotation.models import Assignment
+from annotation.services import assignment_next
+from tests.factories import (
+    AssignmentFactory,
+    ImageFactory,
+    MembershipFactory,
+    ProjectFactory,
+    UserFactory,
+)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_twenty_threads_over_ten_assignments_hand_each_out_once(media_root):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (run with DATABASE_URL=postgres://...)")
+    project = ProjectFactory()
+    annotators = [UserFactory(), UserFactory()]
+    for user in annotators:
+        MembershipFactory(user=user, project=project, role=Role.ANNOTATOR)
+    for _ in range(5):
+        image = ImageFactory(project=project)
+        for user in annotators:
+            AssignmentFactory(image=image, annotator=user)
+
+    barrier = threading.Barrier(20)
+    results: list[tuple[int, int | None]] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def worker(i: int) -> None:
+        user = annotators[i % 2]
+        try:
+            barrier.wait()
+            got = assignment_next(actor=user, project=project)
+            with lock:
+                results.append((user.pk, got.pk if got else None))
+        except BaseException as exc:  # collected and re-raised in the main thread
+            with lock:
+                errors.append(exc)
+        finally:
+            close_old_connections()
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert errors == []
+    handed = [pk for _, pk in results if pk is not None]
+    assert len(handed) == 10
+    assert len(set(handed)) == 10
+    assert sum(pk is None for _, pk in results) == 10
+    owners = dict(Assignment.objects.values_list("id", "annotator_id"))
+    assert all(owners[pk] == user_pk for user_pk, pk in results if pk is not None)
+    assert set(Assignment.objects.values_list("status", flat=True)) == {"in_progress"}
