@@ -8,6 +8,7 @@ overlap table (:func:`qa.metrics.instance_overlaps`) computed once for all thres
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -293,7 +294,7 @@ def _match(overlaps: Overlaps, threshold: float) -> MatchResult:
     tp = int(edges.size)
     fp = n_cand - tp
     fn = n_ref - tp
-    scores = _scores(tp, fp, fn, float(np.sum(ious)), both_empty=(n_ref == 0 and n_cand == 0))
+    scores = _scores(tp, fp, fn, math.fsum(ious.tolist()), both_empty=(n_ref == 0 and n_cand == 0))
     return MatchResult(
         pairs=pairs,
         ious=ious,

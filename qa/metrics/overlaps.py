@@ -164,16 +164,16 @@ def _overlaps_sorted(fa: np.ndarray, fb: np.ndarray, max_b: int) -> Overlaps:
     labels_a, areas_a = _present_labels(fa)
     labels_b, areas_b = _present_labels(fb)
     both = (fa > 0) & (fb > 0)
-    xa = fa[both]
-    xb = fb[both]
+    xa = fa[both].astype(np.int64, copy=False)
+    xb = fb[both].astype(np.int64, copy=False)
     if labels_a.size and labels_b.size and (int(labels_a[-1]) + 1) * (max_b + 1) < (1 << 62):
-        code = xa.astype(np.int64) * (max_b + 1) + xb.astype(np.int64)
+        code = xa * (max_b + 1) + xb
         codes, intersections = np.unique(code, return_counts=True)
         raw_a, raw_b = np.divmod(codes, max_b + 1)
     else:
         # ids too large to pack into one int64: pack compact indices instead
-        ia = np.searchsorted(labels_a, xa).astype(np.int64)
-        ib = np.searchsorted(labels_b, xb).astype(np.int64)
+        ia = np.searchsorted(labels_a, xa)
+        ib = np.searchsorted(labels_b, xb)
         codes, intersections = np.unique(ia * max(labels_b.size, 1) + ib, return_counts=True)
         idx_a, idx_b = np.divmod(codes, max(labels_b.size, 1))
         raw_a, raw_b = labels_a[idx_a], labels_b[idx_b]

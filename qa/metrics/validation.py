@@ -28,7 +28,7 @@ def require_label_image(x: object, name: str) -> np.ndarray:
     ----------
     x : object
         Candidate label image; must be a :class:`numpy.ndarray` of an integer dtype (not
-        ``bool``), 2-D, with no negative values. 0 is background.
+        ``bool``), 2-D, with values in ``[0, 2**63)``. 0 is background.
     name : str
         How the argument is called in messages.
 
@@ -42,7 +42,7 @@ def require_label_image(x: object, name: str) -> np.ndarray:
     TypeError
         If ``x`` is not an ndarray, or its dtype is bool, float or otherwise not integer.
     ValueError
-        If ``x`` is not 2-D or holds negative labels.
+        If ``x`` is not 2-D, holds negative labels, or ids that do not fit in int64.
     """
     if not isinstance(x, np.ndarray):
         raise TypeError(
@@ -65,6 +65,10 @@ def require_label_image(x: object, name: str) -> np.ndarray:
         raise ValueError(
             f"{name} holds negative labels (minimum {int(x.min())}); labels must be >= 0 "
             "with 0 as background"
+        )
+    if x.dtype == np.uint64 and x.size and int(x.max()) >= 1 << 63:
+        raise ValueError(
+            f"{name} holds ids >= 2**63 (maximum {int(x.max())}); ids must fit in int64"
         )
     return x
 
