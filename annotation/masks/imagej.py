@@ -152,7 +152,8 @@ def read_imagej_rois(
     shapes: list[Shape] = []
     for member, content in members:
         roi = _parse_roi(content, member)
-        name = member[:-4] if member.lower().endswith(".roi") else member
+        stem = member[:-4] if member.lower().endswith(".roi") else member
+        name = stem if len(members) > 1 or not roi.name else roi.name
         shape_, reason = _roi_to_shape(roi, name, limits)
         if shape_ is None:
             skipped.append((f"ImageJ ROI {name!r}", reason or "not an area ROI"))

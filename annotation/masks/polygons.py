@@ -386,22 +386,18 @@ def rasterize_shapes(
     # Stable sort on -area: larger first, so smaller (and, on ties, later) wins.
     paint_order = np.argsort(-areas, kind="stable")
     canvas = np.zeros((height, width), dtype=np.int64)  # holds position+1 in `rasters`
-    overlaps: dict[tuple[int, int], int] = {}
     for k in paint_order.tolist():
         _, (r0, c0), m = rasters[k]
-        window = canvas[r0 : r0 + m.shape[0], c0 : c0 + m.shape[1]]
-        under = window[m]
-        hit = under[under > 0]
-        if hit.size:
-            ids, counts = np.unique(hit, return_counts=True)
-            for other, n in zip(ids.tolist(), counts.tolist(), strict=True):
-                overlaps[(other - 1, k)] = n
-        window[m] = k + 1
+        canvas[r0 : r0 + m.shape[0], c0 : c0 + m.shape[1]][m] = k + 1
+    rank = np.empty(len(rasters), dtype=np.int64)
+    rank[paint_order] = np.arange(len(rasters))
+    for a, b, n in _pairwise_overlaps(rasters):
+        loser, winner = (a, b) if rank[a] < rank[b] else (b, a)
+        la, lb = shapes[rasters[a][0]].name, shapes[rasters[b][0]].name
+        lw = shapes[rasters[winner][0]].name
+        notes.append(f"{la} and {lb} overlap by {n} pixels; {lw} (smaller or later) keeps them.")
     present = np.unique(canvas)
     present = set((present[present > 0] - 1).tolist())
-    for (loser, winner), n in sorted(overlaps.items()):
-        a, b = shapes[rasters[loser][0]].name, shapes[rasters[winner][0]].name
-        notes.append(f"{a} and {b} overlap by {n} pixels; {b} (smaller or later) keeps them.")
     for k in range(len(rasters)):
         if k not in present:
             notes.append(
@@ -424,6 +420,38 @@ def rasterize_shapes(
         warnings=tuple(notes),
         skipped=tuple(skipped),
     )
+
+
+def _pairwise_overlaps(
+    rasters: Sequence[tuple[int, tuple[int, int], np.ndarray]],
+) -> list[tuple[int, int, int]]:
+    """(i, j, shared pixel count) for every pair of rasters that overlap, i < j in file order.
+
+    A sweep over the rows: after sorting by top row, only rasters starting above the
+    bottom of raster i can meet it, so the candidates are one contiguous slice.
+    """
+    if len(rasters) < 2:
+        return []
+    r0 = np.array([o[0] for _, o, _ in rasters])
+    c0 = np.array([o[1] for _, o, _ in rasters])
+    r1 = r0 + np.array([m.shape[0] for _, _, m in rasters])
+    c1 = c0 + np.array([m.shape[1] for _, _, m in rasters])
+    order = np.argsort(r0, kind="stable")
+    r0_sorted = r0[order]
+    found = []
+    for pos, i in enumerate(order.tolist()):
+        stop = int(np.searchsorted(r0_sorted, r1[i], side="left"))
+        cand = order[pos + 1 : stop]
+        cand = cand[(c0[cand] < c1[i]) & (c1[cand] > c0[i])]
+        for j in cand.tolist():
+            top, bottom = max(r0[i], r0[j]), min(r1[i], r1[j])
+            left, right = max(c0[i], c0[j]), min(c1[i], c1[j])
+            mi = rasters[i][2][top - r0[i] : bottom - r0[i], left - c0[i] : right - c0[i]]
+            mj = rasters[j][2][top - r0[j] : bottom - r0[j], left - c0[j] : right - c0[j]]
+            n = int(np.count_nonzero(mi & mj))
+            if n:
+                found.append((min(i, j), max(i, j), n))
+    return sorted(found)
 
 
 def _leaves_image(s: Shape, height: int, width: int) -> bool:
