@@ -60,7 +60,7 @@ def test_only_the_decoder_changes(data, trained):
 def test_predict_from_boxes_points_grid_and_labels(data, trained):
     images, labels = data
     weights = trained[0].weights
-    boxes = [sb._boxes(lab)[1] for lab in labels]
+    boxes = [sb.label_boxes(lab)[1] for lab in labels]
     by_box = sb.predict(images, weights=weights, boxes=boxes, device="cpu")
     assert [(p.shape, p.dtype) for p in by_box] == [((64, 64), np.dtype(np.uint16))] * 2
     centres = [np.c_[(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2] for b in boxes]

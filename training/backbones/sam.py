@@ -185,8 +185,8 @@ def _embed(sam, images, channels, device) -> list:
     return out
 
 
-def _boxes(label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Label ids and their inclusive xyxy boxes, float64 (n, 4)."""
+def label_boxes(label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Label ids (n,) and their cells' inclusive xyxy boxes (n, 4) float64, for box prompts."""
     from scipy import ndimage
 
     ids = np.unique(label)
@@ -322,7 +322,7 @@ def fine_tune(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], *,
 
     def prepare(imgs, labs):
         cache = _embed(sam, imgs, options.channels, device)
-        boxes = [_boxes(np.asarray(m)) for m in labs]
+        boxes = [label_boxes(np.asarray(m)) for m in labs]
         targets = [_targets(sam, np.asarray(m), ids, c[1]) for m, (ids, _), c
                    in zip(labs, boxes, cache, strict=True)]
         return cache, boxes, targets
@@ -453,7 +453,7 @@ def predict(images: Sequence[np.ndarray], *, weights: str | Path, mode: str | No
         if mode == "boxes":
             kw["boxes"] = np.asarray(boxes[i], dtype=np.float64).reshape(-1, 4)
         elif mode == "cellpose":
-            kw["boxes"] = _boxes(np.asarray(cellpose_labels[i]))[1]
+            kw["boxes"] = label_boxes(np.asarray(cellpose_labels[i]))[1]
         else:
             if mode == "points":
                 pts = np.asarray(points[i], dtype=np.float64)
