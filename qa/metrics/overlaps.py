@@ -21,7 +21,7 @@ __all__ = ["Overlaps", "instance_overlaps"]
 # larger than the image (plus a floor for small images); otherwise the overlapping pixels are
 # sorted instead. Dense counting is ~2x faster but its memory grows with the largest ids.
 _DENSE_BINS_PER_PIXEL = 2
-_DENSE_BINS_FLOOR = 1 << 20
+_DENSE_BINS_FLOOR = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -141,21 +141,25 @@ def _overlaps_dense(fa: np.ndarray, fb: np.ndarray, max_a: int, max_b: int) -> O
     code = fa.astype(np.intp)
     code *= max_b + 1
     code += fb
-    table = np.bincount(code, minlength=(max_a + 1) * (max_b + 1)).reshape(max_a + 1, max_b + 1)
+    flat_table = np.bincount(code, minlength=(max_a + 1) * (max_b + 1))
+    table = flat_table.reshape(max_a + 1, max_b + 1)
     counts_a = table.sum(axis=1)
     counts_b = table.sum(axis=0)
     labels_a = np.flatnonzero(counts_a[1:]) + 1
     labels_b = np.flatnonzero(counts_b[1:]) + 1
-    inner = table[1:, 1:]
-    raw_a, raw_b = np.nonzero(inner)
-    intersections = inner[raw_a, raw_b].astype(np.int64)
+    # flatnonzero over the contiguous table is ~2x faster than nonzero over table[1:, 1:]
+    nonzero = np.flatnonzero(flat_table)
+    raw_a, raw_b = np.divmod(nonzero, max_b + 1)
+    inner = (raw_a > 0) & (raw_b > 0)
+    raw_a, raw_b = raw_a[inner], raw_b[inner]
+    intersections = flat_table[nonzero[inner]].astype(np.int64)
     return _assemble(
         labels_a,
         counts_a[labels_a],
         labels_b,
         counts_b[labels_b],
-        raw_a + 1,
-        raw_b + 1,
+        raw_a,
+        raw_b,
         intersections,
     )
 

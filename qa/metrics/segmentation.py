@@ -15,7 +15,10 @@ from scipy import ndimage as ndi
 from qa.metrics.overlaps import _overlaps_unchecked
 from qa.metrics.validation import require_label_image, require_same_shape
 
-__all__ = ["aggregated_jaccard_index", "boundary_f1", "pixel_dice"]
+__all__ = ["aggregated_jaccard_index", "boundary_f1", "instance_boundaries", "pixel_dice"]
+
+# Up to this tolerance a dilation by a disk is faster than a distance transform.
+_DILATION_MAX_TOLERANCE = 5.0
 
 
 def pixel_dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -196,10 +199,10 @@ def boundary_f1(reference: np.ndarray, candidate: np.ndarray, *, tolerance_px: f
         return 1.0
     if n_ref == 0 or n_cand == 0:
         return 0.0
-    d_to_ref = ndi.distance_transform_edt(~b_ref)
-    d_to_cand = ndi.distance_transform_edt(~b_cand)
-    precision = np.count_nonzero(d_to_ref[b_cand] <= tol) / n_cand
-    recall = np.count_nonzero(d_to_cand[b_ref] <= tol) / n_ref
+    near_ref = _within_distance(b_ref, tol)
+    near_cand = _within_distance(b_cand, tol)
+    precision = np.count_nonzero(near_ref & b_cand) / n_cand
+    recall = np.count_nonzero(near_cand & b_ref) / n_ref
     if precision + recall == 0:
         return 0.0
     return 2 * precision * recall / (precision + recall)
@@ -228,6 +231,16 @@ def instance_boundaries(labels: np.ndarray) -> np.ndarray:
     out[:, :-1] |= dx
     out &= labels != 0
     return out
+
+
+def _within_distance(mask: np.ndarray, tol: float) -> np.ndarray:
+    """Pixels whose Euclidean distance to the nearest True pixel of ``mask`` is <= ``tol``."""
+    if tol <= _DILATION_MAX_TOLERANCE:
+        # a dilation by the digital disk gives the same set and is several times faster
+        r = int(math.floor(tol))
+        yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
+        return ndi.binary_dilation(mask, structure=yy * yy + xx * xx <= tol * tol)
+    return ndi.distance_transform_edt(~mask) <= tol
 
 
 def _foreground(x: object, name: str) -> np.ndarray:

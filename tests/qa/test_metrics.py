@@ -886,3 +886,14 @@ def test_exact_fractions_of_hand_case():
     r = match_instances(row(1, 1, 1, 0, 2, 2, 2, 2), row(5, 5, 0, 0, 6, 6, 6, 6))
     assert Fraction(r.ious[0]).limit_denominator(100) == Fraction(2, 3)
     assert r.mean_matched_iou == (2 / 3 + 1.0) / 2
+
+
+@pytest.mark.parametrize("tolerance", [0, 1.5, 2, 5, 7.5])
+def test_boundary_f1_equals_distance_transform_definition(mask2d, perturbed, tolerance):
+    cand = perturbed["relabelled"]
+    b_ref, b_cand = instance_boundaries(mask2d), instance_boundaries(cand)
+    precision = np.mean(ndi.distance_transform_edt(~b_ref)[b_cand] <= tolerance)
+    recall = np.mean(ndi.distance_transform_edt(~b_cand)[b_ref] <= tolerance)
+    expected = 2 * precision * recall / (precision + recall)
+    assert boundary_f1(mask2d, cand, tolerance_px=tolerance) == pytest.approx(expected, abs=1e-12)
+    assert 0.2 < expected < 1.0
