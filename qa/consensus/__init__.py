@@ -1,0 +1,13 @@
+"""Multi-annotator consensus of instance masks (pure numpy/scipy; no Django).
+
+Public API
+----------
+- :func:`fuse` -> :class:`Consensus`: cluster instances across annotators by IoU, judge
+  clusters with a per-image Dawid–Skene model, correct each annotator's boundary bias,
+  vote pixels with signed distances, keep touching cells apart.
+- :func:`majority_vote`: the per-pixel majority + connected components baseline.
+"""
+
+from .fusion import Consensus, fuse, majority_vote
+
+__all__ = ["Consensus", "fuse", "majority_vote"]

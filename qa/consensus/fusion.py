@@ -1,0 +1,325 @@
+"""Fusion of several annotators' instance masks of one image into a consensus."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from numbers import Integral
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from qa.metrics.validation import require_iou_threshold, require_label_image
+
+from .clustering import cluster_instances, instance_keys, sequential_labels
+from .reliability import detection_em, solve_bias
+from .voting import bias_observations, cluster_maps, shift_outlines, vote_and_resolve
+
+
+@dataclass(frozen=True, eq=False)
+class Consensus:
+    """The fused label image and what stands behind each consensus instance.
+
+    ``N`` is the number of consensus instances, ``K`` the number of annotators, ``R`` the
+    number of clusters that were not kept.
+
+    Attributes
+    ----------
+    labels : ndarray of uint16 (uint32 above 65,535 instances), shape (H, W)
+        Consensus instances 1..N, numbered in raster order of their first pixel;
+        0 = background.
+    support : ndarray of int64, shape (N,)
+        How many annotators drew instance ``i + 1`` (members that are non-zero).
+    confidence : ndarray of float64, shape (N,)
+        Posterior probability (0..1) that instance ``i + 1`` is a real cell under the
+        per-image detection model (see Notes of :func:`fuse`).
+    members : ndarray of int64, shape (N, K)
+        The label id annotator ``j`` contributed to instance ``i + 1`` (ids of the input
+        masks, as given), or 0.
+    agreement : ndarray of float64, shape (N,)
+        Mean IoU between instance ``i + 1`` and its members.
+    rejected : ndarray of int64, shape (R, K)
+        Members of the clusters not kept (mostly instances one annotator drew alone).
+    rejected_confidence : ndarray of float64, shape (R,)
+        Posterior of those clusters being real.
+    sensitivity : ndarray of float64, shape (K,)
+        Estimated probability that annotator ``j`` draws a real cell.
+    false_positive_rate : ndarray of float64, shape (K,)
+        Estimated share of the spurious clusters that annotator ``j`` drew.
+    boundary_bias : ndarray of float64, shape (K,)
+        Estimated systematic outline offset of annotator ``j`` in px (positive = draws
+        cells too large), corrected for before the pixel vote.
+    weights : ndarray of float64, shape (K,)
+        The weights used (all ones when none were given).
+    iou_threshold : float
+    min_support : int
+    """
+
+    labels: np.ndarray
+    support: np.ndarray
+    confidence: np.ndarray
+    members: np.ndarray
+    agreement: np.ndarray
+    rejected: np.ndarray
+    rejected_confidence: np.ndarray
+    sensitivity: np.ndarray
+    false_positive_rate: np.ndarray
+    boundary_bias: np.ndarray
+    weights: np.ndarray
+    iou_threshold: float
+    min_support: int
+
+    @property
+    def n_instances(self) -> int:
+        return int(self.support.shape[0])
+
+
+def _check_masks(masks: Sequence[np.ndarray]) -> list[np.ndarray]:
+    if isinstance(masks, np.ndarray):
+        if masks.ndim != 3:
+            raise ValueError(f"masks must be a sequence of 2-D label images or a (K, H, W) "
+                             f"array, got an array of shape {masks.shape}")
+        masks = list(masks)
+    if not isinstance(masks, Sequence) or isinstance(masks, str | bytes):
+        raise TypeError(f"masks must be a sequence of label images, got {type(masks).__name__}")
+    if len(masks) == 0:
+        raise ValueError("masks must hold at least one label image, got none")
+    out = [require_label_image(m, f"masks[{j}]") for j, m in enumerate(masks)]
+    for j, m in enumerate(out[1:], start=1):
+        if m.shape != out[0].shape:
+            raise ValueError(f"all masks must have the same shape: masks[0] is {out[0].shape}, "
+                             f"masks[{j}] is {m.shape}")
+    return out
+
+
+def _check_weights(weights, k: int) -> np.ndarray:
+    if weights is None:
+        return np.ones(k)
+    w = np.asarray(weights, dtype=np.float64) if not isinstance(weights, str) else None
+    if w is None or w.ndim != 1 or w.shape[0] != k:
+        raise ValueError(f"weights must be a 1-D sequence of {k} numbers (one per mask), "
+                         f"got {weights!r}")
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError(f"weights must be finite and >= 0, got {w.tolist()}")
+    if w.sum() <= 0:
+        raise ValueError("weights must not all be zero")
+    return w
+
+
+def _check_min_support(min_support, k: int, name: str = "min_support") -> int:
+    if min_support is None:
+        return k // 2 + 1
+    if isinstance(min_support, bool) or not isinstance(min_support, Integral):
+        raise TypeError(f"{name} must be an int, got {min_support!r}")
+    if not 1 <= int(min_support) <= k:
+        raise ValueError(f"{name} must be in 1..{k} (the number of masks), got {min_support}")
+    return int(min_support)
+
+
+def _cluster_and_judge(seqs, keys, iou_threshold, min_support, w, rescue):
+    k = len(seqs)
+    members = cluster_instances(seqs, keys, iou_threshold=iou_threshold)
+    drawn = members > 0
+    support = drawn.sum(axis=1)
+    if members.shape[0] == 0:
+        posterior = np.zeros(0)
+        sens = fpr = np.full(k, np.nan)
+    elif k == 1:
+        posterior = np.ones(members.shape[0])
+        sens = np.ones(1)
+        fpr = np.full(1, np.nan)
+    else:
+        initial = np.where(support >= min_support, 0.95, 0.3)
+        posterior, sens, fpr, _ = detection_em(drawn, initial=initial,
+                                               relative_weight=w / w.mean())
+    keep = support >= min_support
+    if rescue:
+        keep |= posterior > 0.5
+    return members, support, posterior, sens, fpr, keep
+
+
+def _label_dtype(n: int):
+    return np.uint16 if n <= np.iinfo(np.uint16).max else np.uint32
+
+
+def fuse(masks: Sequence[np.ndarray], *, iou_threshold: float = 0.5,
+         min_support: int | None = None, weights: Sequence[float] | None = None,
+         rescue: bool = True) -> Consensus:
+    """Fuse K annotators' instance masks of one image into one consensus label image.
+
+    Parameters
+    ----------
+    masks : sequence of ndarray of int, shape (H, W)
+        One instance label image per annotator (0 = background, ids need not be
+        sequential); or one (K, H, W) integer array. At least one.
+    iou_threshold : float
+        Smallest IoU for two annotators' instances to be the same cell, in (0, 1].
+    min_support : int, optional
+        Clusters drawn by at least this many annotators are always kept. Default: a strict
+        majority, ``K // 2 + 1``.
+    weights : sequence of float, optional
+        Per-annotator reliability (>= 0, not all 0; only ratios matter). They weight each
+        annotator's pixel votes and its say in the outline reference, and move the priors of
+        the detection model; clusters are still judged by the image's own evidence, so a
+        cell a reliable annotator drew alone is rescued as without weights.
+    rescue : bool
+        Keep clusters below ``min_support`` whose posterior of being real is above 0.5.
+        ``False`` gives plain support thresholding.
+
+    Returns
+    -------
+    Consensus
+        Label image, per-instance support, confidence, members and agreement, the rejected
+        clusters, and the per-annotator estimates (sensitivity, false-positive rate,
+        boundary bias).
+
+    Raises
+    ------
+    TypeError
+        If ``masks`` is not a sequence of integer arrays or ``min_support`` not an int.
+    ValueError
+        If there are no masks, shapes differ, a mask is not 2-D or has negative ids, or
+        ``iou_threshold``, ``min_support`` or ``weights`` are out of range.
+
+    Notes
+    -----
+    1. **Cluster** (:mod:`qa.consensus.clustering`): instances of different annotators
+       with IoU >= ``iou_threshold`` are linked in order of decreasing IoU, never putting
+       two instances of one annotator in one cluster.
+    2. **Judge** (:mod:`qa.consensus.reliability`): a Dawid–Skene EM over the
+       cluster x annotator detection matrix estimates each annotator's sensitivity and
+       false-positive rate from the clusters the others agree on, and each cluster's
+       posterior of being real. A cluster is kept when its support is at least
+       ``min_support`` or (with ``rescue``) its posterior is above 0.5: a cell that one
+       reliable annotator drew alone is often real, while the lone drawings of an
+       annotator whose solo instances the others never confirm are not.
+    3. **Correct outlines**: each annotator's systematic offset (px of its outline
+       outside the others' mean outline, median over clusters) is solved for under
+       ``sum_j w_j * bias_j = 0`` and subtracted from its signed distance maps.
+    4. **Vote pixels** (:mod:`qa.consensus.voting`): inside each kept cluster the
+       consensus outline is the zero level set of the weighted mean of its members'
+       corrected signed distance maps, clipped to +-3 px.
+    5. **Resolve overlaps**: a pixel claimed by two consensus instances goes to the one it
+       lies deeper inside, so touching cells stay separate; each instance keeps its
+       largest connected piece, and instances left empty are dropped.
+
+    With one mask the consensus is that mask relabelled (every instance has support 1 and
+    confidence from the prior). All-background masks give an all-background consensus
+    with zero instances.
+
+    References
+    ----------
+    Dawid & Skene (1979), Maximum likelihood estimation of observer error-rates using the
+    EM algorithm. Warfield, Zou & Wells (2004), Simultaneous truth and performance level
+    estimation (STAPLE), IEEE TMI 23(7).
+    """
+    arrays = _check_masks(masks)
+    k = len(arrays)
+    iou_threshold = require_iou_threshold(iou_threshold)
+    min_support = _check_min_support(min_support, k)
+    w = _check_weights(weights, k)
+    shape = arrays[0].shape
+
+    seqs, ids, boxes, keys = [], [], [], []
+    for m in arrays:
+        seq, original = sequential_labels(m)
+        bx = ndi.find_objects(seq, max_label=len(original))
+        seqs.append(seq)
+        ids.append(original)
+        boxes.append(bx)
+        keys.append(instance_keys(seq, bx))
+    members, support, posterior, sens, fpr, keep = _cluster_and_judge(
+        seqs, keys, iou_threshold, min_support, w, rescue)
+    kept = members[keep]
+    maps = cluster_maps(kept, seqs, boxes, shape)
+    observed, shares = bias_observations(maps, w, k)
+    bias = solve_bias(observed, shares, w)
+    if np.abs(bias).max(initial=0.0) >= 0.25:
+        # Outlines drawn too small or too large make one cell's instances miss the IoU
+        # threshold; cluster again on bias-corrected masks (voting corrects on its own).
+        shifted = [shift_outlines(seq, -b) for seq, b in zip(seqs, bias, strict=True)]
+        members, support, posterior, sens, fpr, keep = _cluster_and_judge(
+            shifted, keys, iou_threshold, min_support, w, rescue)
+        kept = members[keep]
+        maps = cluster_maps(kept, seqs, boxes, shape)
+        observed, shares = bias_observations(maps, w, k)
+        bias = solve_bias(observed, shares, w)
+    kept_idx = np.flatnonzero(keep)
+    strong = support[kept_idx] >= min_support
+    # strong clusters first (canonical order), then rescued ones, most probable first
+    order = np.lexsort((np.arange(len(maps)), -posterior[kept_idx], ~strong))
+    owner, _ = vote_and_resolve(maps, bias, w, shape, order=order, strong=strong)
+
+    # number the surviving instances in raster order of their first pixel
+    firsts, alive = [], []
+    for c, cm in enumerate(maps):
+        mine = owner[cm.window] == c + 1
+        if mine.any():
+            y, x = np.unravel_index(int(np.argmax(mine)), mine.shape)
+            firsts.append((cm.window[0].start + y) * shape[1] + cm.window[1].start + x)
+            alive.append(c)
+    alive = [alive[i] for i in np.argsort(firsts, kind="stable")]
+    lut = np.zeros(len(maps) + 1, np.int64)
+    lut[[c + 1 for c in alive]] = np.arange(1, len(alive) + 1)
+    labels = lut[owner].astype(_label_dtype(len(alive)))
+
+    agreement = np.zeros(len(alive))
+    for i, c in enumerate(alive):
+        cm = maps[c]
+        final = owner[cm.window] == c + 1
+        ious = [np.count_nonzero(final & (s > 0)) / np.count_nonzero(final | (s > 0))
+                for s in cm.sdfs]
+        agreement[i] = float(np.mean(ious))
+
+    def original_ids(rows: np.ndarray) -> np.ndarray:
+        out = np.zeros(rows.shape, np.int64)
+        for j in range(k):
+            nz = rows[:, j] > 0
+            out[nz, j] = ids[j][rows[nz, j] - 1]
+        return out
+
+    final_idx = kept_idx[alive] if alive else np.zeros(0, np.int64)
+    dropped = np.ones(members.shape[0], bool)
+    dropped[final_idx] = False
+    return Consensus(
+        labels=labels,
+        support=support[final_idx].astype(np.int64),
+        confidence=posterior[final_idx].astype(np.float64),
+        members=original_ids(members[final_idx]),
+        agreement=agreement,
+        rejected=original_ids(members[dropped]),
+        rejected_confidence=posterior[dropped].astype(np.float64),
+        sensitivity=np.asarray(sens, np.float64),
+        false_positive_rate=np.asarray(fpr, np.float64),
+        boundary_bias=bias.astype(np.float64),
+        weights=w,
+        iou_threshold=iou_threshold,
+        min_support=min_support,
+    )
+
+
+def majority_vote(masks: Sequence[np.ndarray], *, min_votes: int | None = None) -> np.ndarray:
+    """Baseline: per-pixel majority of foreground, then connected components.
+
+    Parameters
+    ----------
+    masks : sequence of ndarray of int, shape (H, W)
+        Instance label images (only foreground vs background is used).
+    min_votes : int, optional
+        A pixel is foreground when at least this many masks label it; default a strict
+        majority ``K // 2 + 1``.
+
+    Returns
+    -------
+    ndarray of uint16 (uint32 above 65,535 components), shape (H, W)
+        4-connected components of the voted foreground, numbered in raster order. Touching
+        cells merge into one component: the weakness the consensus avoids.
+    """
+    arrays = _check_masks(masks)
+    need = _check_min_support(min_votes, len(arrays), "min_votes")
+    votes = np.zeros(arrays[0].shape, np.int32)
+    for m in arrays:
+        votes += m > 0
+    lab, n = ndi.label(votes >= need)
+    return lab.astype(_label_dtype(n))
+
