@@ -154,7 +154,7 @@ class Annotation(models.Model):
 
     assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="annotations")
     guideline_version = models.ForeignKey(
-        "guidelines.GuidelineVersion", on_delete=models.PROTECT, related_name="annotations"
+        "guidelines.GuidelineVersion", on_delete=models.RESTRICT, related_name="annotations"
     )
     revision = models.PositiveIntegerField()
     mask = models.FileField(upload_to="masks/", max_length=500)

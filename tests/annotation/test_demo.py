@@ -1,0 +1,72 @@
+"""``manage.py demo`` builds a usable project and is idempotent."""
+
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+
+from annotation.models import Annotation, Assignment, Image, Membership, Project
+from guidelines.models import Acknowledgement, GuidelineVersion
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # The demo sets 7 passwords per run; the default hasher is slow on purpose.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def _run(*args) -> str:
+    out = StringIO()
+    call_command(
+        "demo", "--images", "2", "--size", "64", "--password", "demo-pass-1", *args, stdout=out
+    )
+    return out.getvalue()
+
+
+def _counts():
+    project = Project.objects.get(slug="demo-nuclei")
+    return {
+        "members": Membership.objects.filter(project=project).count(),
+        "images": Image.objects.filter(project=project).count(),
+        "assignments": Assignment.objects.filter(image__project=project).count(),
+        "annotations": Annotation.objects.filter(assignment__image__project=project).count(),
+        "published": GuidelineVersion.objects.filter(project=project, status="published").count(),
+        "acks": Acknowledgement.objects.count(),
+    }
+
+
+def test_demo_creates_a_project_and_a_second_run_changes_nothing(media_root):
+    output = _run()
+    first = _counts()
+    # 2 images, k=2, gold_share 0.2 rounds to 0 gold: 4 assignments, all submitted
+    assert first == {
+        "members": 6,
+        "images": 2,
+        "assignments": 4,
+        "annotations": 4,
+        "published": 1,
+        "acks": 4,
+    }
+    assert "demo-annotator1  role annotator    password demo-pass-1" in output
+    assert "http://127.0.0.1:8000/admin/" in output
+    assert "token " in output
+    assert _counts() == first
+    second = _run()
+    assert _counts() == first
+    assert "(0 new this run)" in second
+
+
+def test_demo_users_can_log_in_with_the_printed_password(media_root, client):
+    _run()
+    assert client.login(username="demo-qa", password="demo-pass-1")
+
+
+def test_demo_reset_starts_over(media_root):
+    _run()
+    old = Project.objects.get(slug="demo-nuclei").pk
+    output = _run("--reset")
+    assert "reset: deleted project demo-nuclei" in output
+    assert Project.objects.get(slug="demo-nuclei").pk != old
+    assert _counts()["annotations"] == 4
