@@ -897,3 +897,51 @@ def test_boundary_f1_equals_distance_transform_definition(mask2d, perturbed, tol
     expected = 2 * precision * recall / (precision + recall)
     assert boundary_f1(mask2d, cand, tolerance_px=tolerance) == pytest.approx(expected, abs=1e-12)
     assert 0.2 < expected < 1.0
+
+
+HAND_CASES = {
+    "scores": (row(1, 1, 1, 1, 0, 2, 2, 0, 3, 0, 0), row(8, 8, 8, 8, 8, 9, 9, 0, 0, 0, 5)),
+    "halves": (row(1, 1, 1, 1), row(5, 5, 6, 6)),
+    "greedy_trap": (
+        np.array([[1] * 10 + [2] * 10], np.int32),
+        np.array([[4] * 4 + [3] * 10 + [0] * 6], np.int32),
+    ),
+    "merge": (row(1, 1, 1, 0, 2, 2, 2), row(3, 3, 3, 3, 3, 3, 3)),
+    "two_pieces": (row(7, 7, 0, 0, 7, 7), row(2, 2, 0, 0, 3, 3)),
+    "reference_empty": (row(0, 0, 0, 0), row(3, 0, 5, 5)),
+    "candidate_empty": (row(3, 0, 5, 5), row(0, 0, 0, 0)),
+    "disjoint": (row(1, 1, 0, 0), row(0, 0, 2, 2)),
+}
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in divide")
+@pytest.mark.parametrize("case", list(HAND_CASES))
+def test_hand_cases_equal_stardist_and_cellpose(case):
+    ref, cand = HAND_CASES[case]
+    thresholds = (0.1, 0.25, 0.3, 0.4, 0.5, 0.6, 0.75, 0.9)
+    ours = match_at_thresholds(ref, cand, thresholds=thresholds)
+    theirs = stardist_matching(ref, cand, thresh=thresholds)
+    _, cp_tp, cp_fp, cp_fn = cellpose_metrics.average_precision(
+        _sequential(ref), _sequential(cand), threshold=list(thresholds)
+    )
+    for k, (r, s) in enumerate(zip(ours, theirs, strict=True)):
+        assert (r.tp, r.fp, r.fn) == (s.tp, s.fp, s.fn) == (cp_tp[k], cp_fp[k], cp_fn[k])
+        for mine, their in (
+            (r.precision, s.precision),
+            (r.recall, s.recall),
+            (r.f1, s.f1),
+            (r.ap, s.accuracy),
+        ):
+            assert abs(mine - their) <= 1e-9
+        assert abs(r.mean_matched_iou - s.mean_matched_score) <= 1e-7
+        assert abs(r.panoptic_quality - s.panoptic_quality) <= 1e-7
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in divide")
+def test_both_empty_is_where_we_differ_from_stardist_and_cellpose_on_purpose():
+    empty = np.zeros((4, 4), np.uint16)
+    s = stardist_matching(empty, empty)
+    cp_ap = cellpose_metrics.average_precision(empty, empty, threshold=[0.5])[0]
+    assert (s.f1, s.accuracy) == (0, 0) and np.isnan(cp_ap[0])
+    r = match_instances(empty, empty)
+    assert (r.f1, r.ap) == (1.0, 1.0)
