@@ -3,11 +3,12 @@
 Pure package (no Django): functions take bytes or numpy arrays and return bytes,
 arrays or frozen dataclasses. The canonical form is a 2-D integer label image
 (0 background, 1..N instances; ``uint16``, or ``uint32`` above 65,535); see
-:mod:`.labels`. The pixel convention and the overlap rule are documented in
-:mod:`.polygons`; size caps in :mod:`.safety`.
+:mod:`.labels`. The pixel convention is documented in :mod:`.polygons`, the overlap
+rule in :mod:`.rasterize`, size caps in :mod:`.safety`.
 
 Modules: ``labels`` (validation, relabelling), ``raster`` (PNG/TIFF), ``polygons``
-(label image <-> shapely, rasterising), ``coco``, ``cellpose_seg``, ``imagej``,
+(label image -> shapely, pixel convention), ``rasterize`` (shapes -> label image,
+overlap rule), ``coco``, ``cellpose_seg``, ``imagej``,
 ``qupath`` (GeoJSON), ``labelstudio``, ``detect`` (format by content), ``formats``
 (``read_mask`` / ``write_mask`` dispatch), ``safety`` (caps, safe zip, JSON).
 """
@@ -27,15 +28,10 @@ from .labels import (
     validate_label_image,
 )
 from .labelstudio import decode_brush_rle, encode_brush_rle, read_labelstudio
-from .polygons import (
-    Shape,
-    label_image_to_polygons,
-    mask_to_geometry,
-    rasterize_rings,
-    rasterize_shapes,
-)
+from .polygons import label_image_to_polygons, mask_to_geometry
 from .qupath import read_qupath_geojson, write_qupath_geojson
 from .raster import read_label_image, write_label_png, write_label_tiff
+from .rasterize import Shape, rasterize_rings, rasterize_shapes
 from .safety import DEFAULT_LIMITS, Limits, read_zip_members
 
 __all__ = [

@@ -24,7 +24,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from .labels import ImportResult, MaskFormatError, validate_label_image
-from .polygons import Shape, geometry_rings, label_image_to_polygons, rasterize_shapes
+from .polygons import geometry_rings, label_image_to_polygons
+from .rasterize import Shape, rasterize_shapes
 from .safety import DEFAULT_LIMITS, Limits, check_points, read_zip_members
 
 __all__ = ["read_imagej_rois", "write_imagej_zip"]

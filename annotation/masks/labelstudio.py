@@ -38,7 +38,7 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 
 from .labels import ImportResult, MaskFormatError
-from .polygons import Shape, rasterize_shapes
+from .rasterize import Shape, rasterize_shapes
 from .safety import DEFAULT_LIMITS, Limits, check_points, load_json
 
 __all__ = ["decode_brush_rle", "encode_brush_rle", "read_labelstudio"]

@@ -21,7 +21,8 @@ from typing import Any, Literal
 import numpy as np
 
 from .labels import ImportResult, MaskFormatError, validate_label_image
-from .polygons import Shape, geometry_rings, label_image_to_polygons, rasterize_shapes
+from .polygons import geometry_rings, label_image_to_polygons
+from .rasterize import Shape, rasterize_shapes
 from .safety import DEFAULT_LIMITS, Limits, check_points, load_json
 
 __all__ = ["read_qupath_geojson", "write_qupath_geojson"]
