@@ -15,8 +15,6 @@ from annotation.services import (
 )
 from config.errors import DomainError
 
-_PROGRESS_EVERY = 50
-
 
 @shared_task(name="annotation.assignments_generate", time_limit=15 * 60, soft_time_limit=14 * 60)
 def assignments_generate_task(job_id: int) -> dict:
@@ -24,8 +22,7 @@ def assignments_generate_task(job_id: int) -> dict:
     job_start(job_id=job_id, message="generating assignments")
 
     def progress(done: int, total: int) -> None:
-        if done == total or done % _PROGRESS_EVERY == 0:
-            job_progress(job_id=job_id, done=done, total=total)
+        job_progress(job_id=job_id, done=done, total=total)
 
     try:
         result = assignments_generate(actor=job.created_by, project=job.project, progress=progress)

@@ -72,7 +72,7 @@ class AnnotationListView(ProjectScopedView):
             user=request.user, project=project, assignment_id=fields["assignment"]
         )
         result = services.annotation_submit(
-            actor=request.user, assignment=assignment, mask_data=fields["mask"].read(),
+            actor=request.user, assignment=assignment, mask_data=fields["mask"],
             base_revision=fields["base_revision"], if_match_revision=_if_match(request),
             idempotency_key=request.headers.get("Idempotency-Key"), source=fields["source"],
             time_spent_s=fields["time_spent_s"],

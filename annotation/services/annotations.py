@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
+from django.core.files import File
 from django.db import IntegrityError
 from django.db.models import Max
 from django.utils import timezone
@@ -31,6 +32,7 @@ from annotation.masks import (
     write_label_tiff,
 )
 from annotation.models import Annotation, Assignment
+from annotation.services.images import read_upload_capped
 from annotation.services.storage import staged_files
 from config.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
 from guidelines.selectors import acknowledgement_exists, guideline_published_get
@@ -96,14 +98,16 @@ def _check_annotator(*, actor, assignment: Assignment) -> None:
 
 
 def annotation_submit(
-    *, actor, assignment: Assignment, mask_data: bytes, **options
+    *, actor, assignment: Assignment, mask_data: bytes | File, **options
 ) -> SubmitResult:
-    """Submit a label-image file (PNG or TIFF, recognised by content).
+    """Submit a label-image file (PNG or TIFF, recognised by content; bytes or an upload).
 
     The file must decode to one integer, non-negative plane of the image's height and
     width. See :func:`annotation_submit_labels` for the other preconditions and options.
     """
     _check_annotator(actor=actor, assignment=assignment)
+    if not isinstance(mask_data, bytes | bytearray):
+        mask_data = read_upload_capped(mask_data, name=mask_data.name or "mask", field="mask")
     try:
         labels = read_label_image(mask_data, max_pixels=settings.CELLCURATE_MAX_IMAGE_PIXELS)
     except MaskFormatError as exc:

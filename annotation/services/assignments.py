@@ -18,7 +18,7 @@ from annotation.services.jobs import job_create
 from config.errors import Conflict, InvalidInput, NotFound
 
 GENERATE_TASK = "annotation.assignments_generate"
-_BATCH = 500
+_BATCH = 200
 _SQLITE_CLAIM_ATTEMPTS = 5
 
 
@@ -65,7 +65,6 @@ def _mark_gold(project: Project, images: list[Image]) -> int:
     return len(gold)
 
 
-@transaction.atomic
 def assignments_generate(
     *, actor, project: Project, progress: Callable[[int, int], None] | None = None
 ) -> GenerateResult:
@@ -73,24 +72,28 @@ def assignments_generate(
 
     Idempotent: existing assignments count towards k, so a second call creates only what
     is missing (new images, new annotators for gold images). Managers only; needs at least
-    k active annotators.
+    k active annotators. Works in batches of images, one transaction each, reporting
+    ``progress(done, total)`` between them so a polling UI sees it; an interrupted run
+    is completed by running it again.
     """
     check_project_role(user=actor, project=project, roles=[Role.MANAGER])
-    project = Project.objects.select_for_update().get(pk=project.pk)
-    annotators = list(
-        Membership.objects.filter(project=project, role=Role.ANNOTATOR, user__is_active=True)
-        .order_by("user_id")
-        .values_list("user_id", flat=True)
-    )
-    k = project.annotators_per_image
-    if len(annotators) < k:
-        raise InvalidInput(
-            f"project {project.slug!r} gives each image to {k} annotators but has "
-            f"{len(annotators)} active annotator(s); add annotators or lower annotators_per_image",
-            field="annotators_per_image",
+    with transaction.atomic():
+        project = Project.objects.select_for_update().get(pk=project.pk)
+        annotators = list(
+            Membership.objects.filter(project=project, role=Role.ANNOTATOR, user__is_active=True)
+            .order_by("user_id")
+            .values_list("user_id", flat=True)
         )
-    images = list(Image.objects.filter(project=project).order_by("id"))
-    gold_count = _mark_gold(project, images)
+        k = project.annotators_per_image
+        if len(annotators) < k:
+            raise InvalidInput(
+                f"project {project.slug!r} gives each image to {k} annotators but has "
+                f"{len(annotators)} active annotator(s); add annotators or lower "
+                "annotators_per_image",
+                field="annotators_per_image",
+            )
+        images = list(Image.objects.filter(project=project).order_by("id"))
+        gold_count = _mark_gold(project, images)
     load = dict.fromkeys(annotators, 0)
     for user_id, n in (
         Assignment.objects.filter(image__project=project)
@@ -98,33 +101,36 @@ def assignments_generate(
     ):
         if user_id in load:
             load[user_id] = n
-    existing: dict[int, set[int]] = {}
-    for image_id, user_id in Assignment.objects.filter(image__project=project).values_list(
-        "image_id", "annotator_id"
-    ):
-        existing.setdefault(image_id, set()).add(user_id)
 
-    pending: list[Assignment] = []
     created = 0
-    for done, image in enumerate(images, start=1):
-        have = existing.get(image.pk, set())
-        free = [u for u in annotators if u not in have]
-        if image.is_gold:
-            chosen = free
-        else:
-            # Least-loaded first; ties go to the lower user id, so runs are reproducible.
-            chosen = sorted(free, key=lambda u: (load[u], u))[: max(0, k - len(have))]
-        for user_id in chosen:
-            load[user_id] += 1
-            pending.append(Assignment(image=image, annotator_id=user_id))
-        if len(pending) >= _BATCH:
-            Assignment.objects.bulk_create(pending)
-            created += len(pending)
-            pending = []
+    for start in range(0, len(images), _BATCH):
+        batch = images[start : start + _BATCH]
+        with transaction.atomic():
+            # Serialise concurrent generators of one project; re-read what exists now.
+            Project.objects.select_for_update().filter(pk=project.pk).first()
+            existing: dict[int, set[int]] = {}
+            for image_id, user_id in Assignment.objects.filter(image__in=batch).values_list(
+                "image_id", "annotator_id"
+            ):
+                existing.setdefault(image_id, set()).add(user_id)
+            new: list[Assignment] = []
+            for image in batch:
+                have = existing.get(image.pk, set())
+                free = [u for u in annotators if u not in have]
+                if image.is_gold:
+                    chosen = free
+                else:
+                    # Least-loaded first; ties go to the lower user id (reproducible runs).
+                    chosen = sorted(free, key=lambda u: (load[u], u))[: max(0, k - len(have))]
+                for user_id in chosen:
+                    load[user_id] += 1
+                    new.append(Assignment(image=image, annotator_id=user_id))
+            Assignment.objects.bulk_create(new)
+            created += len(new)
         if progress is not None:
-            progress(done, len(images))
-    Assignment.objects.bulk_create(pending)
-    created += len(pending)
+            progress(start + len(batch), len(images))
+    if progress is not None and not images:
+        progress(0, 0)
     return GenerateResult(
         images=len(images), annotators=len(annotators), gold_images=gold_count, created=created
     )

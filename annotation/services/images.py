@@ -55,17 +55,17 @@ def _check_metadata(metadata: ImageMetadata) -> None:
         raise InvalidInput("metadata must be a JSON object", field="metadata")
 
 
-def _read_capped(upload: File, *, name: str) -> bytes:
+def read_upload_capped(upload: File, *, name: str, field: str = "file") -> bytes:
     """The upload's bytes, refusing files over the byte cap before reading them."""
     limit = settings.CELLCURATE_MAX_IMAGE_BYTES
     size = getattr(upload, "size", None)
     if size is not None and size > limit:
-        raise InvalidInput(f"{name}: {size:,} bytes is over the {limit:,}-byte limit", field="file")
+        raise InvalidInput(f"{name}: {size:,} bytes is over the {limit:,}-byte limit", field=field)
     if hasattr(upload, "seek"):
         upload.seek(0)
     data = upload.read(limit + 1)
     if len(data) > limit:
-        raise InvalidInput(f"{name}: file is over the {limit:,}-byte limit", field="file")
+        raise InvalidInput(f"{name}: file is over the {limit:,}-byte limit", field=field)
     return bytes(data)
 
 
@@ -74,7 +74,7 @@ def _store_one(
     seen: dict[str, Image],
 ) -> UploadedImage:
     name = getattr(upload, "name", None) or "upload"
-    data = _read_capped(upload, name=name)
+    data = read_upload_capped(upload, name=name)
     if not data:
         raise InvalidInput(f"{name}: the file is empty (0 bytes)", field="file")
     sha256 = hashlib.sha256(data).hexdigest()

@@ -116,3 +116,14 @@ def test_next_is_for_annotators(media_root):
     project, manager, annotators, images = _project()
     with pytest.raises(PermissionDenied):
         assignment_next(actor=manager, project=project)
+
+
+def test_generation_reports_progress_per_batch(media_root, monkeypatch):
+    from annotation.services import assignments as module
+
+    monkeypatch.setattr(module, "_BATCH", 2)
+    project, manager, annotators, images = _project(n_images=5, n_annotators=2, k=2)
+    calls = []
+    result = assignments_generate(actor=manager, project=project, progress=lambda d, t: calls.append((d, t)))
+    assert calls == [(2, 5), (4, 5), (5, 5)]
+    assert result.created == 10

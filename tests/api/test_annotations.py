@@ -148,3 +148,11 @@ def test_next_and_skip_over_the_api(world, api_client):
     refused = submit(api_client, world)
     assert refused.status_code == 409
     assert Annotation.objects.count() == 0
+
+
+def test_mask_over_the_byte_cap_is_refused_before_reading(world, api_client, settings):
+    settings.CELLCURATE_MAX_IMAGE_BYTES = 50
+    response = submit(api_client, world)
+    assert response.status_code == 400
+    assert "over the 50-byte limit" in response.json()["mask"][0]
+    assert Annotation.objects.count() == 0
