@@ -1,46 +1,16 @@
-"""Recognise and decode microscopy image files from their bytes (pure, no Django).
-
-Formats are recognised by their content (magic bytes), never by a file name. Every
-check that can be made from the header -- empty input, unknown content, truncated
-TIFF strips, a pixel count over the caller's cap -- is made by :func:`probe_image`
-*before* any pixel is decoded, so a hostile upload costs a few hundred bytes of
-parsing, not gigabytes of memory.
-
-Array layout returned by :func:`read_image` (the real dtype is kept: ``uint8``,
-``uint16``, ``int16``, ``float32``, ...):
-
-=======================  ====================
-file                     array shape
-=======================  ====================
-one grey plane           ``(H, W)``
-one plane, C channels    ``(H, W, C)``
-P planes, grey           ``(P, H, W)``
-P planes, C channels     ``(P, H, W, C)``
-=======================  ====================
-
-For TIFF, channels are the samples-per-pixel (``S``) axis or, failing that, the ``C``
-axis of the first tifffile series; every other non-spatial axis (Z, T, pages, ...) is
-flattened into P, in file order. Palette PNGs are expanded to RGB/RGBA unless
-``keep_palette_indices`` is set; 1-bit PNGs decode to ``uint8`` 0/1.
-"""
+"""Read image headers (PNG IHDR, JPEG SOF, TIFF IFDs) without decoding any pixel."""
 
 from __future__ import annotations
 
 import io
 import struct
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
-__all__ = [
-    "DEFAULT_MAX_PIXELS",
-    "ImageFileError",
-    "ImageInfo",
-    "describe_content",
-    "probe_image",
-    "read_image",
-]
+from .content import ImageFileError, ImageFormat, sniff_format
+
+__all__ = ["DEFAULT_MAX_PIXELS", "MAX_CHANNELS", "MAX_PAGES", "ImageInfo", "probe_image"]
 
 #: Default cap on width x height x planes, used when a caller gives none.
 DEFAULT_MAX_PIXELS = 200_000_000
@@ -48,16 +18,6 @@ DEFAULT_MAX_PIXELS = 200_000_000
 MAX_CHANNELS = 64
 #: Most TIFF pages (IFDs) accepted in one file.
 MAX_PAGES = 10_000
-
-ImageFormat = Literal["tiff", "png", "jpeg"]
-
-_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-_TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-_JPEG_MAGIC = b"\xff\xd8\xff"
-
-
-class ImageFileError(ValueError):
-    """An image file is empty, unsupported, malformed, truncated or too large."""
 
 
 @dataclass(frozen=True)
@@ -97,84 +57,13 @@ class ImageInfo:
         return self.width * self.height * self.pages
 
 
-def _layout(height: int, width: int, channels: int, pages: int) -> tuple[int, ...]:
+def layout(height: int, width: int, channels: int, pages: int) -> tuple[int, ...]:
     shape: tuple[int, ...] = (height, width)
     if channels > 1:
         shape = (*shape, channels)
     if pages > 1:
         shape = (pages, *shape)
     return shape
-
-
-def describe_content(data: bytes) -> str:
-    """Say in a few words what some bytes look like, for error messages.
-
-    Parameters
-    ----------
-    data : bytes
-        The start of a file (the first 512 bytes are enough).
-
-    Returns
-    -------
-    str
-        e.g. ``'an SVG document'``, ``'an HTML page'``, ``'a ZIP archive'``.
-    """
-    head = bytes(data[:512])
-    if not head:
-        return "empty (0 bytes)"
-    if head.startswith(_PNG_MAGIC):
-        return "a PNG image"
-    if head[:4] in _TIFF_MAGICS:
-        return "a TIFF image"
-    if head.startswith(_JPEG_MAGIC):
-        return "a JPEG image"
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return "a GIF image"
-    if head.startswith(b"BM"):
-        return "a BMP image"
-    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
-        return "a WebP image"
-    if head.startswith(b"%PDF"):
-        return "a PDF document"
-    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
-        return "a ZIP archive"
-    if head.startswith(b"\x1f\x8b"):
-        return "a gzip archive"
-    if head.startswith(b"\x93NUMPY"):
-        return "a NumPy .npy file"
-    if head[:4] == b"\x00\x00\x00\x0c" and head[4:8] == b"jP  ":
-        return "a JPEG 2000 image"
-    if head[4:8] == b"ftyp":
-        return "an ISO media file (HEIC/AVIF/MP4)"
-    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    if text.startswith(b"<svg") or (text.startswith(b"<?xml") and b"<svg" in head.lower()):
-        return "an SVG document"
-    if text.startswith(b"<!doctype html") or text.startswith(b"<html") or b"<html" in text:
-        return "an HTML page"
-    if text.startswith(b"<?xml") or text.startswith(b"<"):
-        return "an XML document"
-    if text.startswith(b"{") or text.startswith(b"["):
-        return "JSON text"
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError:
-        return f"binary data starting with {head[:8].hex(' ')}"
-    return "plain text"
-
-
-def _sniff(data: bytes) -> ImageFormat:
-    if not data:
-        raise ImageFileError("The file is empty (0 bytes); expected a TIFF, PNG or JPEG image.")
-    if data.startswith(_PNG_MAGIC):
-        return "png"
-    if data[:4] in _TIFF_MAGICS:
-        return "tiff"
-    if data.startswith(_JPEG_MAGIC):
-        return "jpeg"
-    raise ImageFileError(
-        f"Unsupported image content: the file looks like {describe_content(data)}, "
-        "not a TIFF, PNG or JPEG image (the format is recognised by content, not by name)."
-    )
 
 
 def _check_size(info: ImageInfo, max_pixels: int) -> ImageInfo:
@@ -233,7 +122,7 @@ def _probe_png(data: bytes) -> ImageInfo:
         channels=channels,
         pages=1,
         dtype=dtype,
-        shape=_layout(height, width, channels, 1),
+        shape=layout(height, width, channels, 1),
         palette=palette,
     )
 
@@ -272,7 +161,7 @@ def _probe_jpeg(data: bytes) -> ImageInfo:
                 channels=comps,
                 pages=1,
                 dtype="uint8",
-                shape=_layout(height, width, comps, 1),
+                shape=layout(height, width, comps, 1),
             )
         if marker == 0xD9 or seglen < 2:
             break
@@ -283,7 +172,7 @@ def _probe_jpeg(data: bytes) -> ImageInfo:
 # -------------------------------------------------------------------------- TIFF
 
 
-def _tiff_layout(series) -> tuple[int, int, int, int, tuple[int, ...], tuple[int, ...]]:
+def tiff_layout(series) -> tuple[int, int, int, int, tuple[int, ...], tuple[int, ...]]:
     """Return height, width, channels, pages, transpose order and the raw shape."""
     axes = series.axes
     shape = tuple(int(s) for s in series.shape)
@@ -298,7 +187,7 @@ def _tiff_layout(series) -> tuple[int, int, int, int, tuple[int, ...], tuple[int
     return shape[y], shape[x], channels, pages, order, shape
 
 
-def _open_tiff(data: bytes):
+def open_tiff(data: bytes):
     import tifffile
 
     try:
@@ -308,7 +197,7 @@ def _open_tiff(data: bytes):
 
 
 def _probe_tiff(data: bytes, max_pixels: int) -> ImageInfo:
-    with _open_tiff(data) as tif:
+    with open_tiff(data) as tif:
         try:
             npages = len(tif.pages)
             if npages > MAX_PAGES:
@@ -318,7 +207,7 @@ def _probe_tiff(data: bytes, max_pixels: int) -> ImageInfo:
             if not tif.series:
                 raise ImageFileError("The TIFF contains no image data.")
             series = tif.series[0]
-            height, width, channels, pages, _, _ = _tiff_layout(series)
+            height, width, channels, pages, _, _ = tiff_layout(series)
             dtype = np.dtype(series.dtype)
         except ImageFileError:
             raise
@@ -332,7 +221,7 @@ def _probe_tiff(data: bytes, max_pixels: int) -> ImageInfo:
                 channels=channels,
                 pages=pages,
                 dtype=dtype.name,
-                shape=_layout(height, width, channels, pages),
+                shape=layout(height, width, channels, pages),
             ),
             max_pixels,
         )
@@ -384,100 +273,9 @@ def probe_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageIn
     data = bytes(data)
     if max_pixels < 1:
         raise ValueError(f"max_pixels must be >= 1, got {max_pixels}")
-    fmt = _sniff(data)
+    fmt = sniff_format(data)
     if fmt == "png":
         return _check_size(_probe_png(data), max_pixels)
     if fmt == "jpeg":
         return _check_size(_probe_jpeg(data), max_pixels)
     return _probe_tiff(data, max_pixels)
-
-
-def _decode_pillow(data: bytes, info: ImageInfo, keep_palette_indices: bool) -> np.ndarray:
-    from PIL import Image
-
-    formats = ["PNG"] if info.format == "png" else ["JPEG"]
-    try:
-        with Image.open(io.BytesIO(data), formats=formats) as im:
-            if (im.width, im.height) != (info.width, info.height):
-                raise ImageFileError(
-                    f"The {info.format.upper()} header is inconsistent: "
-                    f"{im.width} x {im.height} vs {info.width} x {info.height}."
-                )
-            im.load()
-            if im.mode == "P" and not keep_palette_indices:
-                im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-            elif im.mode == "1":
-                return np.asarray(im, dtype=np.uint8)
-            arr = np.asarray(im)
-    except ImageFileError:
-        raise
-    except Image.DecompressionBombError as exc:
-        raise ImageFileError(f"Refused as a decompression bomb: {exc}") from exc
-    except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, ...
-        raise ImageFileError(
-            f"Could not decode the {info.format.upper()} image (truncated or corrupt?): {exc}"
-        ) from exc
-    if arr.dtype.byteorder == ">" or (arr.dtype.byteorder == "=" and not np.little_endian):
-        arr = arr.astype(arr.dtype.newbyteorder("<"))
-    return np.ascontiguousarray(arr)
-
-
-def _decode_tiff(data: bytes) -> np.ndarray:
-    with _open_tiff(data) as tif:
-        series = tif.series[0]
-        try:
-            raw = series.asarray()
-        except Exception as exc:
-            raise ImageFileError(f"Could not decode the TIFF image (corrupt data?): {exc}") from exc
-        height, width, channels, pages, order, shape = _tiff_layout(series)
-    raw = raw.reshape(shape).transpose(order)
-    out = raw.reshape(_layout(height, width, channels, pages))
-    if out.dtype.byteorder == ">":
-        out = out.astype(out.dtype.newbyteorder("="))
-    return np.ascontiguousarray(out)
-
-
-def read_image(
-    data: bytes, *, max_pixels: int, keep_palette_indices: bool = False
-) -> tuple[np.ndarray, ImageInfo]:
-    """Decode a TIFF, PNG or JPEG image, keeping its real dtype.
-
-    The header is checked by :func:`probe_image` first, so nothing is decoded for
-    files that are empty, unsupported, truncated or over ``max_pixels``.
-
-    Parameters
-    ----------
-    data : bytes
-        The whole file.
-    max_pixels : int
-        Largest accepted width x height x pages.
-    keep_palette_indices : bool, optional
-        For palette PNGs, return the palette indices (shape (H, W), uint8) instead of
-        expanding to RGB/RGBA. Label images stored as palette PNGs need this.
-
-    Returns
-    -------
-    pixels : ndarray, shape (H, W), (H, W, C), (P, H, W) or (P, H, W, C)
-        The decoded samples in their stored dtype (native byte order).
-    info : ImageInfo
-        The header facts; ``info.shape == pixels.shape`` except for palette PNGs read
-        with ``keep_palette_indices``.
-
-    Raises
-    ------
-    ImageFileError
-        Everything :func:`probe_image` refuses, plus decoder errors (corrupt data).
-    """
-    info = probe_image(data, max_pixels=max_pixels)
-    data = bytes(data)
-    if info.format == "tiff":
-        arr = _decode_tiff(data)
-    else:
-        arr = _decode_pillow(data, info, keep_palette_indices)
-    expected = (info.height, info.width) if (info.palette and keep_palette_indices) else info.shape
-    if arr.shape != expected:
-        raise ImageFileError(
-            f"The decoded {info.format.upper()} has shape {arr.shape}, "
-            f"but its header promised {expected}."
-        )
-    return arr, info

@@ -1,0 +1,103 @@
+"""Decode pixels once the header has been checked (Pillow for PNG/JPEG, tifffile for TIFF)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from .content import ImageFileError
+from .headers import ImageInfo, layout, open_tiff, probe_image, tiff_layout
+
+__all__ = ["read_image"]
+
+
+def _decode_pillow(data: bytes, info: ImageInfo, keep_palette_indices: bool) -> np.ndarray:
+    from PIL import Image
+
+    formats = ["PNG"] if info.format == "png" else ["JPEG"]
+    try:
+        with Image.open(io.BytesIO(data), formats=formats) as im:
+            if (im.width, im.height) != (info.width, info.height):
+                raise ImageFileError(
+                    f"The {info.format.upper()} header is inconsistent: "
+                    f"{im.width} x {im.height} vs {info.width} x {info.height}."
+                )
+            im.load()
+            if im.mode == "P" and not keep_palette_indices:
+                im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+            elif im.mode == "1":
+                return np.asarray(im, dtype=np.uint8)
+            arr = np.asarray(im)
+    except ImageFileError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageFileError(f"Refused as a decompression bomb: {exc}") from exc
+    except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, ...
+        raise ImageFileError(
+            f"Could not decode the {info.format.upper()} image (truncated or corrupt?): {exc}"
+        ) from exc
+    if arr.dtype.byteorder == ">" or (arr.dtype.byteorder == "=" and not np.little_endian):
+        arr = arr.astype(arr.dtype.newbyteorder("<"))
+    return np.ascontiguousarray(arr)
+
+
+def _decode_tiff(data: bytes) -> np.ndarray:
+    with open_tiff(data) as tif:
+        series = tif.series[0]
+        try:
+            raw = series.asarray()
+        except Exception as exc:
+            raise ImageFileError(f"Could not decode the TIFF image (corrupt data?): {exc}") from exc
+        height, width, channels, pages, order, shape = tiff_layout(series)
+    raw = raw.reshape(shape).transpose(order)
+    out = raw.reshape(layout(height, width, channels, pages))
+    if out.dtype.byteorder == ">":
+        out = out.astype(out.dtype.newbyteorder("="))
+    return np.ascontiguousarray(out)
+
+
+def read_image(
+    data: bytes, *, max_pixels: int, keep_palette_indices: bool = False
+) -> tuple[np.ndarray, ImageInfo]:
+    """Decode a TIFF, PNG or JPEG image, keeping its real dtype.
+
+    The header is checked by :func:`probe_image` first, so nothing is decoded for
+    files that are empty, unsupported, truncated or over ``max_pixels``.
+
+    Parameters
+    ----------
+    data : bytes
+        The whole file.
+    max_pixels : int
+        Largest accepted width x height x pages.
+    keep_palette_indices : bool, optional
+        For palette PNGs, return the palette indices (shape (H, W), uint8) instead of
+        expanding to RGB/RGBA. Label images stored as palette PNGs need this.
+
+    Returns
+    -------
+    pixels : ndarray, shape (H, W), (H, W, C), (P, H, W) or (P, H, W, C)
+        The decoded samples in their stored dtype (native byte order).
+    info : ImageInfo
+        The header facts; ``info.shape == pixels.shape`` except for palette PNGs read
+        with ``keep_palette_indices``.
+
+    Raises
+    ------
+    ImageFileError
+        Everything :func:`probe_image` refuses, plus decoder errors (corrupt data).
+    """
+    info = probe_image(data, max_pixels=max_pixels)
+    data = bytes(data)
+    if info.format == "tiff":
+        arr = _decode_tiff(data)
+    else:
+        arr = _decode_pillow(data, info, keep_palette_indices)
+    expected = (info.height, info.width) if (info.palette and keep_palette_indices) else info.shape
+    if arr.shape != expected:
+        raise ImageFileError(
+            f"The decoded {info.format.upper()} has shape {arr.shape}, "
+            f"but its header promised {expected}."
+        )
+    return arr, info
