@@ -196,6 +196,71 @@ def open_tiff(data: bytes):
         raise ImageFileError(f"Truncated or malformed TIFF: {exc}") from exc
 
 
+def _check_ifd_chain(tif, data: bytes) -> None:
+    """Refuse a file whose last IFD points to a next IFD past the end (lost pages).
+
+    tifffile stops at such a pointer with only a logged warning, which would silently
+    turn a truncated stack into a shorter one.
+    """
+    last = tif.pages[len(tif.pages) - 1] if len(tif.pages) else None
+    if last is None:
+        return
+    order = "<" if data[:2] == b"II" else ">"
+    big = data[2:4] in (b"\x00+", b"+\x00")
+    count_fmt, entry, ptr_fmt = ("Q", 20, "Q") if big else ("H", 12, "I")
+    count_size = struct.calcsize(count_fmt)
+    pos = last.offset
+    if pos + count_size > len(data):
+        raise ImageFileError("Truncated TIFF: the last image directory is cut off.")
+    (n,) = struct.unpack(order + count_fmt, data[pos : pos + count_size])
+    ptr_at = pos + count_size + n * entry
+    ptr_size = struct.calcsize(ptr_fmt)
+    if ptr_at + ptr_size > len(data):
+        raise ImageFileError("Truncated TIFF: the last image directory is cut off.")
+    (nxt,) = struct.unpack(order + ptr_fmt, data[ptr_at : ptr_at + ptr_size])
+    if nxt >= len(data):
+        raise ImageFileError(
+            f"Truncated TIFF: after page {len(tif.pages) - 1} the next page is announced at "
+            f"byte {nxt:,}, but the file has only {len(data):,} bytes."
+        )
+    meta = tif.imagej_metadata or {}
+    images = meta.get("images")
+    if isinstance(images, int) and images > 1 and len(tif.pages) > 1 and images > len(tif.pages):
+        raise ImageFileError(
+            f"Truncated TIFF: ImageJ metadata announces {images} images, "
+            f"but only {len(tif.pages)} pages are present."
+        )
+
+
+def _check_tiff_data(series, end: int, max_pixels: int) -> None:
+    """Refuse pixel data that lies past the end of the file, or oversized tiles."""
+    if series.dataoffset is not None:
+        # Contiguous series (ImageJ hyperstacks): tifffile reads one block for all
+        # planes, whose size follows from the shape, not from per-page byte counts.
+        stop = series.dataoffset + int(np.prod(series.shape)) * np.dtype(series.dtype).itemsize
+        if stop > end:
+            raise ImageFileError(
+                f"Truncated TIFF: pixel data ends at byte {stop:,} but the file has only "
+                f"{end:,} bytes."
+            )
+    for page in series.pages:
+        if page is None:
+            continue
+        if page.is_tiled and page.tilewidth * page.tilelength * max(page.tiledepth, 1) > max_pixels:
+            raise ImageFileError(
+                f"The TIFF's tiles are {page.tilewidth} x {page.tilelength} pixels, "
+                f"over the limit of {max_pixels:,}."
+            )
+        offsets = getattr(page, "dataoffsets", ())
+        counts = getattr(page, "databytecounts", ())
+        for off, cnt in zip(offsets, counts, strict=False):
+            if off + cnt > end:
+                raise ImageFileError(
+                    f"Truncated TIFF: pixel data of page {page.index} ends at byte "
+                    f"{off + cnt:,} but the file has only {end:,} bytes."
+                )
+
+
 def _probe_tiff(data: bytes, max_pixels: int) -> ImageInfo:
     with open_tiff(data) as tif:
         try:
@@ -227,18 +292,13 @@ def _probe_tiff(data: bytes, max_pixels: int) -> ImageInfo:
         )
         if dtype.kind not in "uifb":
             raise ImageFileError(f"Unsupported TIFF sample type {dtype.name}.")
-        end = len(data)
-        for page in series.pages:
-            if page is None:
-                continue
-            offsets = getattr(page, "dataoffsets", ())
-            counts = getattr(page, "databytecounts", ())
-            for off, cnt in zip(offsets, counts, strict=False):
-                if off + cnt > end:
-                    raise ImageFileError(
-                        f"Truncated TIFF: pixel data of page {page.index} ends at byte "
-                        f"{off + cnt:,} but the file has only {end:,} bytes."
-                    )
+        try:
+            _check_ifd_chain(tif, data)
+            _check_tiff_data(series, len(data), max_pixels)
+        except ImageFileError:
+            raise
+        except Exception as exc:  # a page IFD past the end of a truncated file
+            raise ImageFileError(f"Truncated or malformed TIFF: {exc}") from exc
         return info
 
 

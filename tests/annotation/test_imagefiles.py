@@ -191,3 +191,18 @@ def test_sixteen_bit_colour_png_refused_clearly():
 def test_jpeg_without_frame_header():
     with pytest.raises(ImageFileError, match="no frame header"):
         probe_image(b"\xff\xd8\xff\xe0\x00\x04ab")
+
+
+def test_truncated_stack_is_refused_not_shortened():
+    # Cut inside page 2's data: tifffile alone would quietly return a 1-page image.
+    data = _tiff(np.ones((5, 64, 64), np.uint16), imagej=True)
+    with pytest.raises(ImageFileError, match="Truncated TIFF: after page 0 the next page"):
+        probe_image(data[:-2000])
+
+
+def test_tiff_with_tiles_over_the_cap_refused():
+    data = _tiff(np.ones((32, 32), np.uint8), tile=(16, 16))
+    assert probe_image(data, max_pixels=1024).shape == (32, 32)
+    with pytest.raises(ImageFileError, match="tiles are 16 x 16 pixels, over the limit of 200"):
+        # An 8 x 8 image (64 pixels, under the cap) stored in 16 x 16 tiles.
+        probe_image(_tiff(np.ones((8, 8), np.uint8), tile=(16, 16)), max_pixels=200)
