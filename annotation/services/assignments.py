@@ -19,7 +19,6 @@ from config.errors import Conflict, InvalidInput, NotFound
 
 GENERATE_TASK = "annotation.assignments_generate"
 _BATCH = 200
-_SQLITE_CLAIM_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -161,19 +160,30 @@ def assignment_next(*, actor, project: Project, now: dt.datetime | None = None) 
     claim = {"status": AssignmentStatus.IN_PROGRESS, "lease_expires_at": lease, "started_at": now}
     mine = Assignment.objects.filter(_claimable(now), annotator=actor, image__project=project)
 
-    if connection.features.has_select_for_update_skip_locked:
-        with transaction.atomic():
-            assignment = (
-                mine.select_for_update(skip_locked=True, of=("self",)).order_by("id").first()
-            )
-            if assignment is None:
-                return None
-            for field, value in claim.items():
-                setattr(assignment, field, value)
-            assignment.save(update_fields=[*claim, "updated_at"])
-            return assignment
+    if _use_row_locks():
+        return _claim_with_row_lock(mine, claim)
+    return _claim_with_conditional_update(mine, claim, now)
 
-    for _ in range(_SQLITE_CLAIM_ATTEMPTS):
+
+def _use_row_locks() -> bool:
+    return connection.features.has_select_for_update_skip_locked
+
+
+def _claim_with_row_lock(mine, claim: dict) -> Assignment | None:
+    with transaction.atomic():
+        assignment = mine.select_for_update(skip_locked=True, of=("self",)).order_by("id").first()
+        if assignment is None:
+            return None
+        for field, value in claim.items():
+            setattr(assignment, field, value)
+        assignment.save(update_fields=[*claim, "updated_at"])
+        return assignment
+
+
+def _claim_with_conditional_update(mine, claim: dict, now: dt.datetime) -> Assignment | None:
+    # Every lost UPDATE means another request claimed that row, so the loop ends: either
+    # this request wins one or the claimable rows run out.
+    while True:
         candidates = list(mine.order_by("id").values_list("id", flat=True)[:10])
         if not candidates:
             return None
@@ -184,7 +194,6 @@ def assignment_next(*, actor, project: Project, now: dt.datetime | None = None) 
                 )
             if won == 1:
                 return Assignment.objects.get(pk=assignment_id)
-    return None
 
 
 @transaction.atomic

@@ -19,9 +19,14 @@ from tests.factories import (
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_twenty_threads_over_ten_assignments_hand_each_out_once(media_root):
+@pytest.mark.parametrize("claim", ["skip_locked", "conditional_update"])
+def test_twenty_threads_over_ten_assignments_hand_each_out_once(media_root, monkeypatch, claim):
+    """Both claim strategies: row locks (PostgreSQL's) and the conditional UPDATE SQLite uses."""
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL (run with DATABASE_URL=postgres://...)")
+    from annotation.services import assignments as module
+
+    monkeypatch.setattr(module, "_use_row_locks", lambda: claim == "skip_locked")
     project = ProjectFactory()
     annotators = [UserFactory(), UserFactory()]
     for user in annotators:
