@@ -17,7 +17,9 @@ def test_task_names_are_pinned():
     assert tasks.leases_expire_task.name == "annotation.leases_expire"
 
 
-def test_generate_over_the_api_runs_as_a_job_with_progress(world, api_client, django_capture_on_commit_callbacks):
+def test_generate_over_the_api_runs_as_a_job_with_progress(
+    world, api_client, django_capture_on_commit_callbacks
+):
     api_client.force_authenticate(world.users["manager"])
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         response = api_client.post(url("world", "assignments", "generate"))
@@ -32,10 +34,15 @@ def test_generate_over_the_api_runs_as_a_job_with_progress(world, api_client, dj
     assert Assignment.objects.filter(image=world.images[1]).count() == 2
     polled = api_client.get(f"/api/v1/jobs/{job.pk}/").json()
     assert (polled["status"], polled["progress"], polled["kind"]) == (
-        "succeeded", 1.0, "annotation.assignments_generate")
+        "succeeded",
+        1.0,
+        "annotation.assignments_generate",
+    )
 
 
-def test_a_refused_generation_fails_the_job_with_the_reason(world, api_client, django_capture_on_commit_callbacks):
+def test_a_refused_generation_fails_the_job_with_the_reason(
+    world, api_client, django_capture_on_commit_callbacks
+):
     world.project.annotators_per_image = 3
     world.project.save()
     api_client.force_authenticate(world.users["manager"])
