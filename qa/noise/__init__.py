@@ -1,0 +1,35 @@
+"""Noisy-label detection for multi-annotator instance masks (pure numpy/scipy/sklearn; no Django).
+
+Every annotation is judged *leave-one-out*: against the fused annotations of the other
+annotators (:func:`qa.consensus.fuse`), never against a consensus it took part in.
+
+Public API
+----------
+- :func:`score_annotations` -> list of :class:`AnnotationScore`: F1, mean IoU, counts of
+  missed, spurious, merged, split and boundary-shifted cells and one ``quality`` in 0..1
+  per annotation of one image.
+- :func:`flag_instances` -> list of :class:`InstanceFlag`: per annotator and cell, a
+  :class:`FlagKind` (missed, spurious, merged, split, boundary, outlier) and a score.
+- :func:`annotator_reliability` -> :class:`AnnotatorReliability`: reliability of each
+  annotator over many images (EM over agreement with the evolving consensus; gold images
+  with known truth where given).
+- :func:`flag_model_disagreement` -> list of :class:`ModelDisagreement`: cells where a
+  model's prediction and the consensus disagree.
+"""
+
+from qa.noise.disagreement import ModelDisagreement, flag_model_disagreement
+from qa.noise.flags import FlagKind, InstanceFlag, flag_instances
+from qa.noise.reliability import AnnotatorReliability, annotator_reliability
+from qa.noise.scores import AnnotationScore, score_annotations
+
+__all__ = [
+    "AnnotationScore",
+    "AnnotatorReliability",
+    "FlagKind",
+    "InstanceFlag",
+    "ModelDisagreement",
+    "annotator_reliability",
+    "flag_instances",
+    "flag_model_disagreement",
+    "score_annotations",
+]

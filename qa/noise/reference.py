@@ -1,0 +1,156 @@
+"""Leave-one-out references: the consensus of the *other* annotators, with a certainty per cell.
+
+An annotation is never judged against a consensus it took part in. For annotator ``i``
+the other annotations are fused with :func:`qa.consensus.fuse` keeping every cluster
+(``min_support=1``), and each fused cell gets the reliability-weighted share of the
+other annotators who drew it. Cells with a share of at least one half form the
+reference; the shares themselves make the soft counts behind ``quality``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from qa.consensus import fuse
+from qa.noise.compare import compare_labels
+
+#: Floor for first-pass reliabilities, so that one annotation that agrees with nobody
+#: still counts a little (a zero weight would make its cells vanish from every vote).
+MIN_RELIABILITY = 0.05
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The fused cells of the other annotators, each with its weighted support.
+
+    Attributes
+    ----------
+    labels : ndarray of int32, shape (H, W)
+        Fused label image of the other annotators, every cluster kept; 0 is background.
+    ids : ndarray of int64, shape (n,)
+        Ids of the fused cells, ascending.
+    share : ndarray of float64, shape (n,)
+        Reliability-weighted share of the other annotators who drew each cell, in [0, 1].
+    members : ndarray of int64, shape (n, k)
+        For each cell, the label id every annotator contributed (0 for none); the column
+        of the annotator being judged is all zeros.
+    """
+
+    labels: np.ndarray
+    ids: np.ndarray
+    share: np.ndarray
+    members: np.ndarray
+
+    def certain(self) -> np.ndarray:
+        """Label image of the cells with a share of at least 1/2 (the reference proper)."""
+        lut = np.zeros(int(self.labels.max(initial=0)) + 1, dtype=self.labels.dtype)
+        keep = self.ids[self.share >= 0.5]
+        lut[keep] = keep
+        return lut[self.labels]
+
+    def share_of(self, ids: np.ndarray) -> np.ndarray:
+        """Share of each given reference id (ids must be present)."""
+        return self.share[np.searchsorted(self.ids, np.asarray(ids, dtype=np.int64))]
+
+    def evidence(self, ids: object) -> tuple[tuple[int, int], ...]:
+        """(annotator, label id) of every other annotator's cell behind the given reference ids."""
+        rows = self.members[np.searchsorted(self.ids, np.asarray(ids, dtype=np.int64))]
+        rows = rows.reshape(-1, self.members.shape[1])
+        return tuple(
+            sorted({(int(j), int(v)) for row in rows for j, v in enumerate(row) if v != 0})
+        )
+
+
+def first_pass_reliability(masks: Sequence[np.ndarray], *, iou_threshold: float) -> np.ndarray:
+    """Each annotator's mean F1 against every other annotator, floored at MIN_RELIABILITY.
+
+    Parameters
+    ----------
+    masks : sequence of ndarray of int, shape (H, W)
+        k >= 2 validated label images.
+    iou_threshold : float
+        Matching threshold (>= 0.5).
+
+    Returns
+    -------
+    ndarray of float64, shape (k,)
+        In [MIN_RELIABILITY, 1].
+    """
+    k = len(masks)
+    f1 = np.eye(k)
+    for a in range(k):
+        for b in range(a + 1, k):
+            f1[a, b] = f1[b, a] = compare_labels(masks[a], masks[b], iou_threshold=iou_threshold).f1
+    mean = (f1.sum(axis=1) - 1.0) / (k - 1)
+    return np.clip(mean, MIN_RELIABILITY, 1.0)
+
+
+def leave_one_out(
+    masks: Sequence[np.ndarray], annotator: int, weights: np.ndarray, *, iou_threshold: float
+) -> Reference:
+    """Fuse every annotation except ``masks[annotator]``.
+
+    Parameters
+    ----------
+    masks : sequence of ndarray of int, shape (H, W)
+        k >= 2 validated label images.
+    annotator : int
+        Index of the annotation to leave out.
+    weights : ndarray of float64, shape (k,)
+        Per-annotator reliabilities in (0, 1].
+    iou_threshold : float
+        Clustering threshold passed to :func:`qa.consensus.fuse`.
+
+    Returns
+    -------
+    Reference
+    """
+    k = len(masks)
+    keep = [j for j in range(k) if j != annotator]
+    cons = fuse(
+        [masks[j] for j in keep], iou_threshold=iou_threshold, min_support=1,
+        weights=weights[keep],
+    )
+    members = np.zeros((cons.members.shape[0], k), dtype=np.int64)
+    members[:, keep] = cons.members
+    return reference_from_consensus(cons.labels, members, weights, annotator=annotator)
+
+
+def reference_from_consensus(
+    labels: np.ndarray, members: np.ndarray, weights: np.ndarray, *, annotator: int
+) -> Reference:
+    """Leave-one-out support of every cell of a consensus, from its members table.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (H, W)
+        Consensus label image; instance ``n`` (row ``n`` of ``members``) has id ``n + 1``.
+    members : ndarray of int, shape (n, k)
+        Label id each of the ``k`` annotators contributed to each instance, or 0.
+    weights : ndarray of float64, shape (k,)
+        Reliabilities of the ``k`` annotators.
+    annotator : int
+        The annotator being judged: its column is ignored (and zeroed).
+
+    Returns
+    -------
+    Reference
+        Only instances present in ``labels`` are kept.
+    """
+    k = weights.size
+    members = np.array(members, dtype=np.int64).reshape(-1, k)
+    members[:, annotator] = 0
+    others = np.ones(k, dtype=bool)
+    others[annotator] = False
+    share = (members[:, others] != 0) @ weights[others] / weights[others].sum()
+    present = np.unique(labels[labels != 0]).astype(np.int64)
+    present = present[present <= members.shape[0]]
+    return Reference(
+        labels=labels.astype(np.int32, copy=False),
+        ids=present,
+        share=share[present - 1],
+        members=members[present - 1],
+    )
