@@ -190,6 +190,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Group operations by resource (images, assignments, ...) rather than all under "v1".
+    "SCHEMA_PATH_PREFIX": r"/api/v1/(projects/\{slug\}/)?",
 }
 
 # Celery. No broker configured -> eager, in-process (embedded default).
@@ -210,6 +212,10 @@ CELERY_TASK_ROUTES = {"training.*": {"queue": "training"}}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_RESULT_EXPIRES = 7 * 24 * 3600
 CELERY_TIMEZONE = TIME_ZONE
+# `celery -A config beat` re-opens assignments whose lease ran out.
+CELERY_BEAT_SCHEDULE = {
+    "expire-assignment-leases": {"task": "annotation.leases_expire", "schedule": 300.0},
+}
 
 # Security. Production sets CELLCURATE_HTTPS=1 behind a TLS-terminating proxy.
 HTTPS = env_bool("CELLCURATE_HTTPS", False)
