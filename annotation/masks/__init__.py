@@ -30,7 +30,7 @@ from .labels import (
 from .labelstudio import decode_brush_rle, encode_brush_rle, read_labelstudio
 from .polygons import label_image_to_polygons, mask_to_geometry
 from .qupath import read_qupath_geojson, write_qupath_geojson
-from .raster import read_label_image, write_label_png, write_label_tiff
+from .raster import label_image_warnings, read_label_image, write_label_png, write_label_tiff
 from .rasterize import Shape, rasterize_rings, rasterize_shapes
 from .safety import DEFAULT_LIMITS, Limits, read_zip_members
 
@@ -53,6 +53,7 @@ __all__ = [
     "encode_rle",
     "instance_ids",
     "label_image_to_polygons",
+    "label_image_warnings",
     "mask_to_geometry",
     "rasterize_rings",
     "rasterize_shapes",

@@ -199,7 +199,11 @@ def read_coco(data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> dict[str, Impo
         category, a polygon with NaN/infinite or too many points, an RLE whose runs do
         not fit its size, or anything over ``limits``.
     """
-    doc = load_json(data, what="COCO", limits=limits)
+    return coco_from_document(load_json(data, what="COCO", limits=limits), limits=limits)
+
+
+def coco_from_document(doc: Any, *, limits: Limits = DEFAULT_LIMITS) -> dict[str, ImportResult]:
+    """:func:`read_coco` on an already parsed JSON document."""
     if not isinstance(doc, dict) or "annotations" not in doc or "images" not in doc:
         raise MaskFormatError(
             "Not a COCO file: expected an object with 'images' and 'annotations'."
@@ -262,7 +266,7 @@ def read_coco(data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> dict[str, Impo
                     f"{where}: RLE size {list(mask.shape)} differs from its image "
                     f"({img['height']} x {img['width']})."
                 )
-            per_image[iid].append(Shape(name=where, mask=mask, class_name=cls))
+            per_image[iid].append(Shape.from_mask(where, mask, class_name=cls))
         elif isinstance(seg, list):
             if seg and not isinstance(seg[0], list):
                 seg = [seg]  # a single flat polygon, as some writers produce

@@ -11,7 +11,7 @@ from annotation.imagefiles import describe_content
 from .labels import MaskFormatError
 from .safety import DEFAULT_LIMITS, Limits, load_json
 
-__all__ = ["MASK_FORMATS", "MaskFormat", "detect_format"]
+__all__ = ["MASK_FORMATS", "MaskFormat", "detect_document", "detect_format"]
 
 MaskFormat = Literal["png", "tiff", "cellpose", "imagej", "coco", "geojson", "labelstudio"]
 #: Every format name :func:`detect_format` may return.
@@ -78,18 +78,23 @@ def detect_format(data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> MaskFormat
         than ImageJ ROIs, JSON of no known layout, or unknown content (the message
         says what it looks like).
     """
+    return detect_document(data, limits=limits)[0]
+
+
+def detect_document(data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> tuple[MaskFormat, Any]:
+    """:func:`detect_format`, also returning the parsed JSON document (or None)."""
     data = bytes(data)
     if not data:
         raise MaskFormatError("The mask file is empty (0 bytes).")
     head = data[:16]
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
+        return "png", None
     if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
-        return "tiff"
+        return "tiff", None
     if head.startswith(b"\x93NUMPY"):
-        return "cellpose"
+        return "cellpose", None
     if head.startswith(b"Iout"):
-        return "imagej"
+        return "imagej", None
     if head.startswith(b"\xff\xd8\xff"):
         raise MaskFormatError(
             "The mask file is a JPEG; lossy compression changes instance ids, so a JPEG "
@@ -115,7 +120,7 @@ def detect_format(data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> MaskFormat
             raise MaskFormatError(f"Not a readable zip archive: {exc}") from exc
         others = [n for n in names if not n.lower().endswith(".roi")]
         if names and not others:
-            return "imagej"
+            return "imagej", None
         raise MaskFormatError(
             "The zip archive is not an ImageJ ROI set: it holds "
             + (f"{others[:3]}" if others else "no files")
@@ -131,7 +136,7 @@ def detect_format(data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> MaskFormat
                 "JSON that is not COCO (images + annotations), GeoJSON (type Feature/"
                 f"FeatureCollection/geometry) or a Label Studio export; it has {keys}."
             )
-        return fmt
+        return fmt, doc
     raise MaskFormatError(
         f"Unrecognised mask file: it looks like {describe_content(data)}; expected PNG, TIFF, "
         "Cellpose _seg.npy, ImageJ ROI/zip, COCO JSON, GeoJSON or a Label Studio export."

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .cellpose_seg import read_cellpose_seg, write_cellpose_seg
-from .coco import CocoImage, read_coco, write_coco
-from .detect import MASK_FORMATS, detect_format
+from .coco import CocoImage, coco_from_document, write_coco
+from .detect import MASK_FORMATS, detect_document
 from .imagej import read_imagej_rois, write_imagej_zip
 from .labels import ImportResult, MaskFormatError, relabel_sequential, validate_label_image
-from .labelstudio import read_labelstudio
+from .labelstudio import labelstudio_from_document
 from .polygons import classes_for
-from .qupath import read_qupath_geojson, write_qupath_geojson
-from .raster import read_label_image, write_label_png, write_label_tiff
+from .qupath import geojson_from_document, write_qupath_geojson
+from .raster import label_image_warnings, read_label_image, write_label_png, write_label_tiff
 from .safety import DEFAULT_LIMITS, Limits
 
 __all__ = ["WRITE_FORMATS", "FormatInfo", "FORMAT_INFO", "read_mask", "write_mask"]
@@ -100,7 +100,7 @@ def read_mask(
     MaskFormatError
         Unknown or contradicted format, any reader's refusal, or a shape mismatch.
     """
-    detected = detect_format(data, limits=limits)
+    detected, doc = detect_document(data, limits=limits)
     if format != "auto":
         if format not in MASK_FORMATS:
             raise MaskFormatError(
@@ -110,19 +110,21 @@ def read_mask(
             raise MaskFormatError(f"The file content is {detected}, not {format}.")
     if detected in ("png", "tiff"):
         raw = read_label_image(data, max_pixels=limits.max_pixels)
-        result = ImportResult(labels=relabel_sequential(raw))
+        result = ImportResult(labels=relabel_sequential(raw), warnings=label_image_warnings(raw))
     elif detected == "cellpose":
         result = read_cellpose_seg(data, shape=shape, limits=limits)
+        extra = label_image_warnings(result.labels)
+        if extra:
+            result = replace(result, warnings=result.warnings + extra)
     elif detected == "imagej":
         result = read_imagej_rois(data, shape=shape, limits=limits)
     elif detected == "geojson":
-        result = read_qupath_geojson(data, shape=shape, limits=limits)
+        result = geojson_from_document(doc, shape=shape, limits=limits)
     elif detected == "coco":
-        result = _pick(read_coco(data, limits=limits), image_name, "COCO")
+        result = _pick(coco_from_document(doc, limits=limits), image_name, "COCO")
     else:
-        result = _pick(
-            read_labelstudio(data, shape=shape, limits=limits), image_name, "Label Studio"
-        )
+        results = labelstudio_from_document(doc, shape=shape, limits=limits)
+        result = _pick(results, image_name, "Label Studio")
     if shape is not None and result.labels.shape != tuple(shape):
         raise MaskFormatError(
             f"The {detected} mask is {result.labels.shape[0]} x {result.labels.shape[1]} "

@@ -198,7 +198,7 @@ def _region_shape(
         return None, f"brush format {value.get('format')!r} is not RLE", (h, w)
     flat = decode_brush_rle(value["rle"], expected_values=w * h * 4)
     mask = flat.reshape(h, w, 4)[:, :, 3] >= 128
-    return Shape(name=where, mask=mask, class_name=cls), None, (h, w)
+    return Shape.from_mask(where, mask, class_name=cls), None, (h, w)
 
 
 def _image_name(task: Mapping[str, Any], index: int) -> str:
@@ -246,6 +246,13 @@ def read_labelstudio(
         disagree), or anything over ``limits``.
     """
     doc = load_json(data, what="Label Studio", limits=limits)
+    return labelstudio_from_document(doc, shape=shape, limits=limits)
+
+
+def labelstudio_from_document(
+    doc: Any, *, shape: tuple[int, int] | None = None, limits: Limits = DEFAULT_LIMITS
+) -> dict[str, ImportResult]:
+    """:func:`read_labelstudio` on an already parsed JSON document."""
     tasks = doc if isinstance(doc, list) else [doc]
     if not tasks or not all(isinstance(t, dict) for t in tasks):
         raise MaskFormatError("Not a Label Studio export: expected a list of task objects.")

@@ -148,6 +148,13 @@ def read_qupath_geojson(
         points), or anything over ``limits``.
     """
     doc = load_json(data, what="GeoJSON", limits=limits)
+    return geojson_from_document(doc, shape=shape, limits=limits)
+
+
+def geojson_from_document(
+    doc: Any, *, shape: tuple[int, int] | None, limits: Limits = DEFAULT_LIMITS
+) -> ImportResult:
+    """:func:`read_qupath_geojson` on an already parsed JSON document."""
     features = _features(doc)
     if len(features) > limits.max_shapes:
         raise MaskFormatError(

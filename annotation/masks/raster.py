@@ -10,7 +10,7 @@ from annotation.imagefiles import ImageFileError, read_image
 
 from .labels import MaskFormatError, to_canonical_dtype, validate_label_image
 
-__all__ = ["read_label_image", "write_label_png", "write_label_tiff"]
+__all__ = ["label_image_warnings", "read_label_image", "write_label_png", "write_label_tiff"]
 
 
 def read_label_image(data: bytes, *, max_pixels: int) -> np.ndarray:
@@ -58,6 +58,42 @@ def read_label_image(data: bytes, *, max_pixels: int) -> np.ndarray:
         )
     validate_label_image(arr, name=f"label {info.format.upper()}")
     return to_canonical_dtype(arr)
+
+
+def label_image_warnings(labels: np.ndarray) -> tuple[str, ...]:
+    """Flag label images that are probably not what they claim to be.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (H, W)
+
+    Returns
+    -------
+    tuple of str
+        A warning when one id covers more than half of the image and touches all four
+        borders (inverted polarity: background stored as, e.g., 255 and cells as 0),
+        and when the image holds a single id (a binary mask, whose touching cells
+        cannot be told apart).
+    """
+    validate_label_image(labels, name="labels")
+    out = []
+    ids, counts = np.unique(labels, return_counts=True)
+    nonzero = ids != 0
+    if nonzero.any():
+        big = int(ids[nonzero][np.argmax(counts[nonzero])])
+        share = counts[ids == big][0] / labels.size
+        edges = (labels[0], labels[-1], labels[:, 0], labels[:, -1])
+        if share > 0.5 and all((edge == big).any() for edge in edges):
+            out.append(
+                f"id {big} covers {share:.0%} of the image and touches all four borders: is the "
+                "polarity inverted (background not 0)?"
+            )
+        elif int(nonzero.sum()) == 1:
+            out.append(
+                f"the label image holds a single id ({big}): a binary mask? Touching cells in "
+                "it are one instance."
+            )
+    return tuple(out)
 
 
 def write_label_png(labels: np.ndarray) -> bytes:

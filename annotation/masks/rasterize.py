@@ -42,8 +42,13 @@ class Shape:
         Area parts. Each part is a tuple of rings, each ring a float64 array of shape
         (n, 2) holding x, y; the rings of one part are filled by the even-odd rule
         (an exterior and its holes, or an ImageJ composite path) and parts are unioned.
-    mask : ndarray of bool, shape (H, W), optional
-        For raster sources (COCO RLE, Label Studio brush) instead of ``parts``.
+    mask : ndarray of bool, shape (h, w), optional
+        For raster sources (COCO RLE, Label Studio brush) instead of ``parts``: the
+        bounding-box crop of the instance (build it with :meth:`from_mask`).
+    mask_offset : (int, int)
+        ``(row, column)`` of ``mask[0, 0]`` in the image.
+    mask_image_shape : (int, int), optional
+        ``(H, W)`` of the image the raster was decoded for.
     class_name : str, optional
         Class (category, classification) given by the file.
     """
@@ -51,7 +56,36 @@ class Shape:
     name: str
     parts: tuple[tuple[np.ndarray, ...], ...] = ()
     mask: np.ndarray | None = None
+    mask_offset: tuple[int, int] = (0, 0)
+    mask_image_shape: tuple[int, int] | None = None
     class_name: str | None = None
+
+    @classmethod
+    def from_mask(cls, name: str, mask: np.ndarray, *, class_name: str | None = None) -> Shape:
+        """Keep only the bounding-box crop of a full-image boolean mask.
+
+        Parameters
+        ----------
+        name : str
+        mask : ndarray of bool, shape (H, W)
+            The instance's pixels in the whole image (decoded RLE, brush).
+        class_name : str, optional
+        """
+        mask = np.asarray(mask, dtype=bool)
+        rows = np.flatnonzero(mask.any(axis=1))
+        if rows.size == 0:
+            crop, offset = np.zeros((0, 0), bool), (0, 0)
+        else:
+            cols = np.flatnonzero(mask.any(axis=0))
+            crop = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].copy()
+            offset = (int(rows[0]), int(cols[0]))
+        return cls(
+            name=name,
+            mask=crop,
+            mask_offset=offset,
+            mask_image_shape=(int(mask.shape[0]), int(mask.shape[1])),
+            class_name=class_name,
+        )
 
     @property
     def n_points(self) -> int:
@@ -144,15 +178,16 @@ def rasterize_rings(
 
 def _shape_pixels(shape: Shape, size: tuple[int, int]) -> tuple[tuple[int, int], np.ndarray] | None:
     if shape.mask is not None:
-        mask = np.asarray(shape.mask, dtype=bool)
-        if mask.shape != size:
+        full = shape.mask_image_shape or shape.mask.shape
+        if tuple(full) != tuple(size):
             raise MaskFormatError(
-                f"{shape.name} has a raster mask of shape {mask.shape}, but the image is {size}."
+                f"{shape.name} has a raster mask for a {full[0]} x {full[1]} image, "
+                f"but the image is {size[0]} x {size[1]}."
             )
+        mask = np.asarray(shape.mask, dtype=bool)
         if not mask.any():
             return None
-        rr, cc = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
-        return (int(rr[0]), int(cc[0])), mask[rr[0] : rr[-1] + 1, cc[0] : cc[-1] + 1]
+        return shape.mask_offset, mask
     pieces = [p for p in (rasterize_rings(part, shape=size) for part in shape.parts) if p]
     if not pieces:
         return None
@@ -173,8 +208,9 @@ def shapes_extent(shapes: Sequence[Shape]) -> tuple[int, int]:
     max_x = max_y = 0.0
     for s in shapes:
         if s.mask is not None:
-            max_y = max(max_y, s.mask.shape[0])
-            max_x = max(max_x, s.mask.shape[1])
+            full = s.mask_image_shape or s.mask.shape
+            max_y = max(max_y, full[0])
+            max_x = max(max_x, full[1])
         for part in s.parts:
             for ring in part:
                 if len(ring):
@@ -250,7 +286,7 @@ def rasterize_shapes(
     areas = np.array([int(m.sum()) for _, _, m in rasters], dtype=np.int64)
     # Stable sort on -area: larger first, so smaller (and, on ties, later) wins.
     paint_order = np.argsort(-areas, kind="stable")
-    canvas = np.zeros((height, width), dtype=np.int64)  # holds position+1 in `rasters`
+    canvas = np.zeros((height, width), dtype=np.int32)  # holds position+1 in `rasters`
     for k in paint_order.tolist():
         _, (r0, c0), m = rasters[k]
         canvas[r0 : r0 + m.shape[0], c0 : c0 + m.shape[1]][m] = k + 1
@@ -261,8 +297,8 @@ def rasterize_shapes(
         la, lb = shapes[rasters[a][0]].name, shapes[rasters[b][0]].name
         lw = shapes[rasters[winner][0]].name
         notes.append(f"{la} and {lb} overlap by {n} pixels; {lw} (smaller or later) keeps them.")
-    present = np.unique(canvas)
-    present = set((present[present > 0] - 1).tolist())
+    counts = np.bincount(canvas.ravel(), minlength=len(rasters) + 1)
+    present = set((np.flatnonzero(counts[1:])).tolist())
     for k in range(len(rasters)):
         if k not in present:
             notes.append(
@@ -270,17 +306,16 @@ def rasterize_shapes(
             )
     # Ids in file order among the instances that kept pixels.
     kept = sorted(present)
-    lut = np.zeros(len(rasters) + 1, dtype=np.int64)
+    dtype = np.uint16 if len(kept) <= 65_535 else np.uint32
+    lut = np.zeros(len(rasters) + 1, dtype=dtype)
     classes: dict[int, str] = {}
     for new_id, k in enumerate(kept, start=1):
         lut[k + 1] = new_id
         cls = shapes[rasters[k][0]].class_name
         if cls:
             classes[new_id] = cls
-    labels = lut[canvas]
-    dtype = np.uint16 if len(kept) <= 65_535 else np.uint32
     return ImportResult(
-        labels=labels.astype(dtype),
+        labels=lut[canvas],
         classes=classes,
         warnings=tuple(notes),
         skipped=tuple(skipped),

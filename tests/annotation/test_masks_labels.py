@@ -13,7 +13,9 @@ from PIL import Image
 from annotation.masks import (
     MaskFormatError,
     instance_ids,
+    label_image_warnings,
     read_label_image,
+    read_mask,
     relabel_sequential,
     to_canonical_dtype,
     validate_label_image,
@@ -149,3 +151,23 @@ def test_real_cellpose_uint8_label_tiffs(name, n_cells, shape):
     out = read_label_image((REAL / "omnipose_cp_masks" / name).read_bytes(), max_pixels=MAX)
     assert out.shape == shape and out.dtype == np.uint16
     assert len(instance_ids(out)) == n_cells
+
+
+def test_inverted_polarity_and_binary_masks_are_flagged():
+    inverted = np.full((10, 10), 255, np.uint8)
+    inverted[3:6, 3:6] = 0
+    assert label_image_warnings(inverted) == (
+        "id 255 covers 91% of the image and touches all four borders: is the polarity "
+        "inverted (background not 0)?",
+    )
+    binary = np.zeros((10, 10), np.uint8)
+    binary[1:4, 1:4] = binary[5:9, 5:9] = 1
+    assert label_image_warnings(binary) == (
+        "the label image holds a single id (1): a binary mask? Touching cells in it are one "
+        "instance.",
+    )
+    buf = io.BytesIO()
+    Image.fromarray(inverted).save(buf, format="PNG")
+    result = read_mask(buf.getvalue())
+    assert result.n_instances == 1 and "polarity inverted" in result.warnings[0]
+    assert label_image_warnings(np.array([[0, 1], [2, 0]])) == ()

@@ -159,6 +159,16 @@ def test_classes_follow_new_ids():
 
 
 def test_raster_shape_of_wrong_size_refused():
-    s = Shape(name="RLE 1", mask=np.ones((3, 3), bool))
-    with pytest.raises(MaskFormatError, match=r"RLE 1 has a raster mask of shape \(3, 3\)"):
+    s = Shape.from_mask("RLE 1", np.ones((3, 3), bool))
+    with pytest.raises(MaskFormatError, match="RLE 1 has a raster mask for a 3 x 3 image, but the"):
         rasterize_shapes([s], shape=(4, 4))
+
+
+def test_raster_shapes_are_cropped_and_placed_back():
+    full = np.zeros((6, 7), bool)
+    full[2:4, 3:6] = True
+    s = Shape.from_mask("brush", full, class_name="c")
+    assert s.mask.shape == (2, 3) and s.mask_offset == (2, 3)
+    result = rasterize_shapes([s, Shape.from_mask("empty", np.zeros((6, 7), bool))], shape=(6, 7))
+    assert np.array_equal(result.labels == 1, full)
+    assert result.warnings == ("empty covers no pixel centre inside the image; dropped.",)
