@@ -122,7 +122,7 @@ def test_missing_weights_file_names_the_path(data, tmp_path, monkeypatch):
     def no_network(*args, **kwargs):
         raise AssertionError("a network was built for a bad weights file")
 
-    monkeypatch.setattr(cp, "_build_net", no_network)
+    monkeypatch.setattr(cp, "build_net", no_network)
     missing = tmp_path / "nope.pt"
     with pytest.raises(WeightsError, match=str(missing)):
         cp.predict(data[0][:1], weights=missing, device="cpu")
@@ -132,7 +132,7 @@ def test_missing_weights_file_names_the_path(data, tmp_path, monkeypatch):
 
 
 def test_corrupt_weights_file_names_the_path(data, tmp_path, monkeypatch):
-    monkeypatch.setattr(cp, "_build_net", None)  # calling it would fail the test
+    monkeypatch.setattr(cp, "build_net", None)  # calling it would fail the test
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"this is not a torch file")
     with pytest.raises(WeightsError, match=f"{bad}.*not a readable torch checkpoint"):

@@ -48,7 +48,7 @@ def test_only_the_decoder_changes(data, trained):
 
     result, _ = trained
     tuned = sb.load_model(result.weights, device="cpu")
-    fresh = sb._build(sb._arch_of("tiny"), seed=3, device=torch.device("cpu"))
+    fresh = sb.build(sb.arch_of("tiny"), seed=3, device=torch.device("cpu"))
     enc_a = tuned.image_encoder.state_dict()
     enc_b = fresh.image_encoder.state_dict()
     assert all(torch.equal(enc_a[k], enc_b[k]) for k in enc_a)
@@ -112,7 +112,7 @@ def test_bad_weights_files_name_the_path(data, tmp_path, monkeypatch):
     def no_network(*args, **kwargs):
         raise AssertionError("a network was built for a bad weights file")
 
-    monkeypatch.setattr(sb, "_build", no_network)
+    monkeypatch.setattr(sb, "build", no_network)
     missing = tmp_path / "sam_vit_b.pth"
     with pytest.raises(WeightsError, match=f"{missing} does not exist"):
         sb.predict(data[0], weights=missing, device="cpu")

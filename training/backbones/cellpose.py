@@ -42,9 +42,15 @@ from training.backbones.base import (
     validate_pairs,
     write_torch_file,
 )
+from training.backbones.cellpose_net import (
+    BACKBONE,
+    DEFAULT_NBASE,
+    StylePadded,
+    build_net,
+    load_state,
+    set_diam,
+)
 
-BACKBONE = "cellpose"
-DEFAULT_NBASE = (32, 64, 128, 256)
 WEIGHTS_NAME = "cellpose_weights.pt"
 CHECKPOINT_NAME = "cellpose_checkpoint.pt"
 
@@ -148,48 +154,6 @@ def _diameters(masks: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return diam, count
 
 
-def _nbase_from_state(state: dict, path: Path) -> list[int]:
-    """Recover ``[nchan, *widths]`` of a CPnet from its state dict."""
-    if "W2" in state:
-        raise WeightsError(f"weights file {path} is a Cellpose 4 (SAM) model; Cellpose 3 needed")
-    widths: list[int] = []
-    level = 0
-    while f"downsample.down.res_down_{level}.conv.conv_0.2.weight" in state:
-        w = state[f"downsample.down.res_down_{level}.conv.conv_0.2.weight"]
-        if level == 0:
-            widths.append(int(w.shape[1]))
-        widths.append(int(w.shape[0]))
-        level += 1
-    if level < 1 or "output.2.weight" not in state:
-        raise WeightsError(f"weights file {path} is not a Cellpose 3 network state dict")
-    return widths
-
-
-def _load_state(path) -> tuple[dict, list[int]]:
-    state = read_weights_file(path)
-    if isinstance(state, dict) and state.get("backbone") == BACKBONE and "model" in state:
-        state = state["model"]  # a checkpoint of ours
-    if not isinstance(state, dict):
-        raise WeightsError(f"weights file {path} holds a {type(state).__name__}, not a state dict")
-    return state, _nbase_from_state(state, Path(path))
-
-
-def _build_net(nbase: Sequence[int], *, diam_mean: float, seed: int, device):
-    import torch
-    from cellpose.resnet_torch import CPnet
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        net = CPnet(list(nbase), 3, sz=3, mkldnn=False, max_pool=True, diam_mean=diam_mean)
-    return net.to(device)
-
-
-def _set_diam(net, name: str, value: float) -> None:
-    import torch
-
-    getattr(net, name).data = torch.full((1,), float(value), device=net.diam_mean.device)
-
-
 def _epoch_loss(net, data, flows, diams, order, *, config, options, optimizer, device) -> float:
     """One pass over ``order`` as ``train_seg`` does it; trains when an optimizer is given."""
     import torch
@@ -266,7 +230,7 @@ def fine_tune(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], *,
     validate_pairs(images, masks, name="images")
     if val is not None:
         validate_pairs(val[0], val[1], name="val")
-    base_state, nbase = (_load_state(base_weights) if base_weights is not None
+    base_state, nbase = (load_state(base_weights) if base_weights is not None
                          else (None, [2, *options.nbase]))
     if nbase[0] != 2:
         raise WeightsError(f"weights file {base_weights} has {nbase[0]} input channels, not 2")
@@ -295,15 +259,15 @@ def fine_tune(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], *,
         diam_mean = float(base_state["diam_mean"].reshape(-1)[0])
     else:
         diam_mean = 30.0
-    net = _build_net(nbase, diam_mean=diam_mean, seed=config.seed, device=device)
+    net = build_net(nbase, diam_mean=diam_mean, seed=config.seed, device=device)
     if base_state is not None:
         try:
             net.load_state_dict(base_state)
         except RuntimeError as exc:
             raise WeightsError(f"weights file {base_weights} does not fit the network: {exc}") \
                 from exc
-        _set_diam(net, "diam_mean", diam_mean)
-    _set_diam(net, "diam_labels", float(diams.mean()))
+        set_diam(net, "diam_mean", diam_mean)
+    set_diam(net, "diam_labels", float(diams.mean()))
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
     lr = learning_rate_schedule(config.learning_rate, config.epochs,
@@ -368,47 +332,22 @@ def load_model(weights: str | Path, *, device: str = "auto") -> Any:
     Raises :class:`WeightsError` (naming the path) before building anything when the
     file is missing, damaged or not a Cellpose 3 network.
     """
-    state, nbase = _load_state(weights)
+    state, nbase = load_state(weights)
     from cellpose import models
 
     dev = resolve_device(device)
     diam_mean = float(state["diam_mean"].reshape(-1)[0]) if "diam_mean" in state else 30.0
-    net = _build_net(nbase, diam_mean=diam_mean, seed=0, device=dev)
+    net = build_net(nbase, diam_mean=diam_mean, seed=0, device=dev)
     net.load_state_dict(state)
     net.eval()
     model = models.CellposeModel(gpu=dev.type == "cuda", pretrained_model=False, device=dev,
                                  nchan=nbase[0], diam_mean=diam_mean)
-    model.net = net if nbase[-1] == 256 else _StylePadded.wrap(net)
+    model.net = net if nbase[-1] == 256 else StylePadded.wrap(net)
     model.nbase = nbase
     model.diam_mean = diam_mean
     model.diam_labels = float(state["diam_labels"].reshape(-1)[0]) if "diam_labels" in state \
         else diam_mean
     return model
-
-
-class _StylePadded:
-    """Cellpose's tiling code stores 256-long style vectors; narrower nets pad theirs."""
-
-    @staticmethod
-    def wrap(net):
-        import torch
-
-        class StylePadded(torch.nn.Module):
-            def __init__(self, inner):
-                super().__init__()
-                self.inner = inner
-                self.mkldnn = False
-                self.nout = inner.nout
-
-            @property
-            def device(self):
-                return self.inner.device
-
-            def forward(self, x):
-                y, style, levels = self.inner(x)
-                return y, torch.nn.functional.pad(style, (0, 256 - style.shape[1])), levels
-
-        return StylePadded(net)
 
 
 def _as_label_image(masks: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

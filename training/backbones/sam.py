@@ -32,7 +32,6 @@ from training.backbones.base import (
     TrainResult,
     WeightsError,
     check_resume,
-    image_hw,
     learning_rate_schedule,
     output_dir,
     read_weights_file,
@@ -40,16 +39,18 @@ from training.backbones.base import (
     validate_pairs,
     write_torch_file,
 )
+from training.backbones.sam_model import (
+    BACKBONE,
+    arch_of,
+    build,
+    decode,
+    embed,
+    label_boxes,
+    load_state,
+)
 
-BACKBONE = "sam"
 WEIGHTS_NAME = "sam_weights.pt"
 CHECKPOINT_NAME = "sam_checkpoint.pt"
-TINY = {"name": "tiny", "img_size": 128, "patch_size": 8, "embed_dim": 32, "depth": 2,
-        "num_heads": 2, "window_size": 4, "global_attn_indexes": [1], "prompt_dim": 32,
-        "decoder_mlp_dim": 64, "decoder_heads": 2, "iou_hidden": 32, "mask_in_chans": 4}
-_OFFICIAL = {768: "vit_b", 1024: "vit_l", 1280: "vit_h"}
-
-
 @dataclass(frozen=True)
 class SamOptions:
     """SAM-specific training options.
@@ -79,146 +80,6 @@ class SamOptions:
             raise ValueError(f"box_jitter must be in [0, 1), got {self.box_jitter!r}")
         if self.channels is not None and not 1 <= len(self.channels) <= 3:
             raise ValueError(f"channels must name 1 to 3 channels, got {self.channels!r}")
-
-
-def _arch_of(name: str) -> dict:
-    return dict(TINY) if name == "tiny" else {"name": name}
-
-
-def _load_state(path) -> tuple[dict, dict]:
-    """(state dict, architecture) of one of our SAM files or an official checkpoint."""
-    obj = read_weights_file(path)
-    if isinstance(obj, dict) and obj.get("backbone") == BACKBONE and "model" in obj:
-        return obj["model"], dict(obj["arch"])
-    if isinstance(obj, dict) and "mask_decoder.iou_token.weight" in obj:
-        width = int(obj["image_encoder.patch_embed.proj.weight"].shape[0])
-        if width not in _OFFICIAL:
-            raise WeightsError(f"weights file {path}: unknown SAM encoder width {width}")
-        return obj, {"name": _OFFICIAL[width]}
-    raise WeightsError(f"weights file {path} is not a Segment Anything checkpoint")
-
-
-def _build(arch: dict, *, seed: int, device):
-    import torch
-    from segment_anything import sam_model_registry
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        if arch["name"] != "tiny":
-            sam = sam_model_registry[arch["name"]]()
-        else:
-            sam = _build_tiny(arch)
-    return sam.to(device)
-
-
-def _build_tiny(a: dict):
-    from functools import partial
-
-    import torch
-    from segment_anything.modeling import (
-        ImageEncoderViT,
-        MaskDecoder,
-        PromptEncoder,
-        Sam,
-        TwoWayTransformer,
-    )
-
-    grid = a["img_size"] // a["patch_size"]
-    return Sam(
-        image_encoder=ImageEncoderViT(
-            depth=a["depth"], embed_dim=a["embed_dim"], img_size=a["img_size"], mlp_ratio=4,
-            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), num_heads=a["num_heads"],
-            patch_size=a["patch_size"], qkv_bias=True, use_rel_pos=True,
-            global_attn_indexes=tuple(a["global_attn_indexes"]), window_size=a["window_size"],
-            out_chans=a["prompt_dim"]),
-        prompt_encoder=PromptEncoder(
-            embed_dim=a["prompt_dim"], image_embedding_size=(grid, grid),
-            input_image_size=(a["img_size"], a["img_size"]), mask_in_chans=a["mask_in_chans"]),
-        mask_decoder=MaskDecoder(
-            num_multimask_outputs=3,
-            transformer=TwoWayTransformer(depth=2, embedding_dim=a["prompt_dim"],
-                                          mlp_dim=a["decoder_mlp_dim"],
-                                          num_heads=a["decoder_heads"]),
-            transformer_dim=a["prompt_dim"], iou_head_depth=3,
-            iou_head_hidden_dim=a["iou_hidden"]),
-        pixel_mean=[123.675, 116.28, 103.53], pixel_std=[58.395, 57.12, 57.375])
-
-
-def _to_rgb(image: np.ndarray, channels: tuple[int, ...] | None) -> np.ndarray:
-    """(H, W, 3) float32 in 0..255, each channel scaled between its 1st and 99th percentile."""
-    img = np.asarray(image, dtype=np.float32)
-    if img.ndim == 2:
-        img = img[..., None]
-    elif img.shape[-1] > 4:  # (C, H, W)
-        img = np.moveaxis(img, 0, -1)
-    if channels is not None:
-        if max(channels) >= img.shape[-1]:
-            raise ValueError(f"channels {channels} asked of an image with {img.shape[-1]}")
-        img = img[..., list(channels)]
-    if img.shape[-1] == 1 and channels is None:
-        img = np.repeat(img, 3, axis=-1)
-    img = img[..., :3]
-    out = np.zeros((*img.shape[:2], 3), np.float32)
-    for c in range(img.shape[-1]):
-        lo, hi = np.percentile(img[..., c], (1, 99))
-        if hi > lo:
-            out[..., c] = np.clip((img[..., c] - lo) / (hi - lo), 0, 1) * 255
-    return out
-
-
-def _embed(sam, images, channels, device) -> list:
-    """Image embeddings (1, C, h, w), computed once, and the resized input size."""
-    import torch
-    import torch.nn.functional as F
-
-    size = sam.image_encoder.img_size
-    out = []
-    sam.image_encoder.eval()
-    for img in images:
-        h, w = image_hw(np.asarray(img))
-        scale = size / max(h, w)
-        new = (int(h * scale + 0.5), int(w * scale + 0.5))
-        x = torch.from_numpy(_to_rgb(img, channels)).permute(2, 0, 1)[None].to(device)
-        x = F.interpolate(x, new, mode="bilinear", align_corners=False, antialias=True)
-        with torch.no_grad():
-            out.append((sam.image_encoder(sam.preprocess(x)), new, (h, w)))
-    return out
-
-
-def label_boxes(label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Label ids (n,) and their cells' inclusive xyxy boxes (n, 4) float64, for box prompts."""
-    from scipy import ndimage
-
-    ids = np.unique(label)
-    ids = ids[ids > 0]
-    slices = ndimage.find_objects(label.astype(np.int64))
-    boxes = np.array([[slices[i - 1][1].start, slices[i - 1][0].start,
-                       slices[i - 1][1].stop - 1, slices[i - 1][0].stop - 1] for i in ids],
-                     dtype=np.float64).reshape(-1, 4)
-    return ids, boxes
-
-
-def _decode(sam, embedding, input_size, original, *, boxes=None, points=None, labels=None,
-            multimask=False, low_res=False):
-    """Decoder logits for a batch of prompts given in original pixel coordinates."""
-    import torch
-
-    scale = sam.image_encoder.img_size / max(original)
-    dev = embedding.device
-    box_t = None if boxes is None else torch.as_tensor(boxes * scale, dtype=torch.float32,
-                                                       device=dev)
-    pts = None
-    if points is not None:
-        pts = (torch.as_tensor(points * scale, dtype=torch.float32, device=dev),
-               torch.as_tensor(labels, dtype=torch.int64, device=dev))
-    sparse, dense = sam.prompt_encoder(points=pts, boxes=box_t, masks=None)
-    logits, iou = sam.mask_decoder(image_embeddings=embedding,
-                                   image_pe=sam.prompt_encoder.get_dense_pe(),
-                                   sparse_prompt_embeddings=sparse,
-                                   dense_prompt_embeddings=dense, multimask_output=multimask)
-    if low_res:
-        return logits, iou
-    return sam.postprocess_masks(logits, input_size, original), iou
 
 
 def _targets(sam, label, ids, input_size):
@@ -264,7 +125,7 @@ def _epoch(sam, cache, labels, targets, order, rng, *, config, jitter, optimizer
                 b = b + rng.uniform(-jitter, jitter, size=b.shape) * side
                 b = np.clip(b, 0, [original[1] - 1, original[0] - 1] * 2)
             with torch.set_grad_enabled(optimizer is not None):
-                logits, iou = _decode(sam, emb, input_size, original, boxes=b, low_res=True)
+                logits, iou = decode(sam, emb, input_size, original, boxes=b, low_res=True)
                 loss = _loss(logits, iou, targets[i][sel].to(logits.device))
             if optimizer is not None:
                 optimizer.zero_grad()
@@ -300,13 +161,13 @@ def fine_tune(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], *,
     if val is not None:
         validate_pairs(val[0], val[1], name="val")
     if base_weights is not None:
-        base_state, arch = _load_state(base_weights)
+        base_state, arch = load_state(base_weights)
     else:
-        base_state, arch = None, _arch_of(options.model_type)
+        base_state, arch = None, arch_of(options.model_type)
     device = resolve_device(config.device)
     out = output_dir(checkpoint_dir)
     t0 = time.perf_counter()
-    sam = _build(arch, seed=config.seed, device=device)
+    sam = build(arch, seed=config.seed, device=device)
     if base_state is not None:
         sam.load_state_dict(base_state)
     trained = [sam.mask_decoder] + ([sam.prompt_encoder] if options.train_prompt_encoder else [])
@@ -321,7 +182,7 @@ def fine_tune(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], *,
                                 warmup_epochs=config.warmup_epochs)
 
     def prepare(imgs, labs):
-        cache = _embed(sam, imgs, options.channels, device)
+        cache = embed(sam, imgs, options.channels, device)
         boxes = [label_boxes(np.asarray(m)) for m in labs]
         targets = [_targets(sam, np.asarray(m), ids, c[1]) for m, (ids, _), c
                    in zip(labs, boxes, cache, strict=True)]
@@ -389,8 +250,8 @@ def fine_tune(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], *,
 
 def load_model(weights: str | Path, *, device: str = "auto") -> Any:
     """A ``segment_anything.modeling.Sam`` in eval mode; :class:`WeightsError` names a bad file."""
-    state, arch = _load_state(weights)
-    sam = _build(arch, seed=0, device=resolve_device(device))
+    state, arch = load_state(weights)
+    sam = build(arch, seed=0, device=resolve_device(device))
     sam.load_state_dict(state)
     return sam.eval()
 
@@ -445,7 +306,7 @@ def predict(images: Sequence[np.ndarray], *, weights: str | Path, mode: str | No
         from training.backbones import cellpose
 
         cellpose_labels = cellpose.predict(images, weights=cellpose_weights, device=device)
-    cache = _embed(sam, images, channels, sam.device)
+    cache = embed(sam, images, channels, sam.device)
     out = []
     for i, (emb, input_size, original) in enumerate(cache):
         h, w = original
@@ -480,7 +341,7 @@ def _assemble(sam, emb, input_size, original, prompts, *, batch_size, automatic,
     with torch.no_grad():
         for k in range(0, n, batch_size):
             part = {key: v[k:k + batch_size] for key, v in prompts.items()}
-            logits, iou = _decode(sam, emb, input_size, original, multimask=automatic, **part)
+            logits, iou = decode(sam, emb, input_size, original, multimask=automatic, **part)
             if automatic:  # keep the best of the three masks per point
                 best = iou.argmax(1)
                 logits = logits[torch.arange(len(best)), best][:, None]
