@@ -12,8 +12,8 @@ from scipy import ndimage as ndi
 from qa.metrics.validation import require_iou_threshold, require_label_image
 
 from .clustering import cluster_instances, instance_keys, sequential_labels
-from .reliability import detection_em, solve_bias
-from .voting import bias_observations, cluster_maps, shift_outlines, vote_and_resolve
+from .reliability import detection_em, solve_outlines
+from .voting import cluster_maps, outline_stats, shift_outlines, vote_and_resolve
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,6 +49,9 @@ class Consensus:
     boundary_bias : ndarray of float64, shape (K,)
         Estimated systematic outline offset of annotator ``j`` in px (positive = draws
         cells too large), corrected for before the pixel vote.
+    boundary_noise : ndarray of float64, shape (K,)
+        Estimated standard deviation (px) of annotator ``j``'s outlines around its biased
+        mean outline; pixel votes are weighted by ``weights / boundary_noise**2``.
     weights : ndarray of float64, shape (K,)
         The weights used (all ones when none were given).
     iou_threshold : float
@@ -65,6 +68,7 @@ class Consensus:
     sensitivity: np.ndarray
     false_positive_rate: np.ndarray
     boundary_bias: np.ndarray
+    boundary_noise: np.ndarray
     weights: np.ndarray
     iou_threshold: float
     min_support: int
@@ -232,8 +236,7 @@ def fuse(masks: Sequence[np.ndarray], *, iou_threshold: float = 0.5,
         seqs, keys, iou_threshold, min_support, w, rescue)
     kept = members[keep]
     maps = cluster_maps(kept, seqs, boxes, shape)
-    observed, shares = bias_observations(maps, w, k)
-    bias = solve_bias(observed, shares, w)
+    bias, noise = solve_outlines(outline_stats(maps, k), w)
     if np.abs(bias).max(initial=0.0) >= 0.25:
         # Outlines drawn too small or too large make one cell's instances miss the IoU
         # threshold; cluster again on bias-corrected masks (voting corrects on its own).
@@ -242,13 +245,13 @@ def fuse(masks: Sequence[np.ndarray], *, iou_threshold: float = 0.5,
             shifted, keys, iou_threshold, min_support, w, rescue)
         kept = members[keep]
         maps = cluster_maps(kept, seqs, boxes, shape)
-        observed, shares = bias_observations(maps, w, k)
-        bias = solve_bias(observed, shares, w)
+        bias, noise = solve_outlines(outline_stats(maps, k), w)
     kept_idx = np.flatnonzero(keep)
     strong = support[kept_idx] >= min_support
     # strong clusters first (canonical order), then rescued ones, most probable first
     order = np.lexsort((np.arange(len(maps)), -posterior[kept_idx], ~strong))
-    owner, _ = vote_and_resolve(maps, bias, w, shape, order=order, strong=strong)
+    # pixel votes: user weight times outline precision (inverse noise variance)
+    owner, _ = vote_and_resolve(maps, bias, w / noise, shape, order=order, strong=strong)
 
     # number the surviving instances in raster order of their first pixel
     firsts, alive = [], []
@@ -292,6 +295,7 @@ def fuse(masks: Sequence[np.ndarray], *, iou_threshold: float = 0.5,
         sensitivity=np.asarray(sens, np.float64),
         false_positive_rate=np.asarray(fpr, np.float64),
         boundary_bias=bias.astype(np.float64),
+        boundary_noise=np.sqrt(noise).astype(np.float64),
         weights=w,
         iou_threshold=iou_threshold,
         min_support=min_support,

@@ -57,38 +57,43 @@ def cluster_maps(members: np.ndarray, seqs, boxes, shape) -> list[ClusterMaps]:
     return out
 
 
-def bias_observations(maps: list[ClusterMaps], weights: np.ndarray, k: int):
-    """Offsets of each annotator's outline against the others' mean outline.
+@dataclass(frozen=True, eq=False)
+class OutlineStats:
+    """How the outlines of every pair of annotators sit against each other.
 
-    Returns ``observed`` (K lists of px offsets) and ``shares`` (K, K) as
-    :func:`qa.consensus.reliability.solve_bias` expects.
+    ``pairs`` lists annotator pairs ``(j, k)``, ``j < k``, that share at least one cluster;
+    ``offsets[p]`` and ``squares[p]`` hold, per shared cluster, the mean and mean square of
+    ``d = sdf_j - sdf_k`` (clipped maps) over the band where their mean is within 1 px of
+    the outline.
     """
-    observed: list[list[float]] = [[] for _ in range(k)]
-    shares = np.zeros((k, k))
+
+    k: int
+    pairs: tuple[tuple[int, int], ...]
+    offsets: tuple[np.ndarray, ...]
+    squares: tuple[np.ndarray, ...]
+
+
+def outline_stats(maps: list[ClusterMaps], k: int) -> OutlineStats:
+    """Pairwise outline offsets of the annotators over the clusters they share."""
+    offsets: dict[tuple[int, int], list[float]] = {}
+    squares: dict[tuple[int, int], list[float]] = {}
     for cm in maps:
         if len(cm.annotators) < 2:
             continue
         clipped = [np.clip(s, -CLIP, CLIP) for s in cm.sdfs]
-        w = np.array([weights[j] for j in cm.annotators], dtype=np.float64)
-        if w.sum() <= 0:
-            w = np.ones_like(w)
-        total = sum(wi * s for wi, s in zip(w, clipped, strict=True))
-        for i, j in enumerate(cm.annotators):
-            rest = w.sum() - w[i]
-            if rest <= 0:
-                continue
-            ref = (total - w[i] * clipped[i]) / rest
-            band = np.abs(ref) <= 1.0
-            if not band.any():
-                continue
-            observed[j].append(float(np.mean(clipped[i][band] - ref[band])))
-            for i2, j2 in enumerate(cm.annotators):
-                if i2 != i:
-                    shares[j, j2] += w[i2] / rest
-    for j in range(k):
-        if observed[j]:
-            shares[j] /= len(observed[j])
-    return observed, shares
+        for i1 in range(len(cm.annotators)):
+            for i2 in range(i1 + 1, len(cm.annotators)):
+                a, b = clipped[i1], clipped[i2]
+                band = np.abs(a + b) <= 2.0
+                if not band.any():
+                    continue
+                d = a[band] - b[band]
+                key = (cm.annotators[i1], cm.annotators[i2])
+                offsets.setdefault(key, []).append(float(d.mean()))
+                squares.setdefault(key, []).append(float(np.mean(d * d)))
+    keys = tuple(sorted(offsets))
+    return OutlineStats(k, keys, tuple(np.array(offsets[p]) for p in keys),
+                        tuple(np.array(squares[p]) for p in keys))
 
 
 def vote_and_resolve(maps: list[ClusterMaps], bias: np.ndarray, weights: np.ndarray,
