@@ -15,8 +15,10 @@ from annotation.masks import (
     CocoImage,
     MaskFormatError,
     decode_brush_rle,
+    decode_rle,
     detect_format,
     encode_brush_rle,
+    encode_rle,
     read_coco,
     read_labelstudio,
     read_mask,
@@ -308,3 +310,18 @@ def test_labelstudio_rectangle_ellipse_and_several_annotators():
     e = out["img.png#annotation-2"].labels
     assert abs(int(e.sum()) - np.pi * 5 * 5) < 6  # radii 5 x 5 pixels
     assert out["img.png#annotation-3"].skipped == (("annotation 3", "cancelled in Label Studio"),)
+
+
+def test_rle_string_decoder_agrees_with_pycocotools():
+    from pycocotools import mask as mask_utils
+
+    rng = np.random.default_rng(7)
+    for shape in ((1, 1), (5, 3), (64, 80), (300, 257)):
+        m = rng.random(shape) < 0.3
+        m[: shape[0] // 2] |= True  # long runs too, which need several 5-bit groups
+        rle = encode_rle(m)
+        assert np.array_equal(decode_rle(rle, max_pixels=10**6), m)
+        ref = mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode()})
+        assert np.array_equal(decode_rle(rle, max_pixels=10**6), ref.astype(bool))
+    empty = encode_rle(np.zeros((4, 6), bool))
+    assert empty["counts"] == "h0" and not decode_rle(empty, max_pixels=100).any()

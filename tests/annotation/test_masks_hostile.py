@@ -209,10 +209,17 @@ def test_coco_polygon_with_ten_million_points_refused():
 
 def test_coco_rle_whose_runs_overflow_its_size_refused():
     # pycocotools' C decoder would write past its buffer for these counts.
-    with pytest.raises(
-        MaskFormatError, match="runs add up to 1,000,000 pixels, but its size 20 x 20"
-    ):
+    with pytest.raises(MaskFormatError, match="runs add up to 800 pixels, but its size 20 x 20"):
+        read_coco(_coco({"size": [20, 20], "counts": [0, 400, 400]}))
+    # The same runs compressed, as pycocotools' frPyObjects writes them.
+    with pytest.raises(MaskFormatError, match="runs add up to 800 pixels"):
+        read_coco(_coco({"size": [20, 20], "counts": "0`<`<"}))
+    with pytest.raises(MaskFormatError, match=r"a run longer than its image \(20 x 20\)"):
         read_coco(_coco({"size": [20, 20], "counts": [0, 1_000_000]}))
+    with pytest.raises(MaskFormatError, match="a run longer than its image"):
+        read_coco(_coco({"size": [20, 20], "counts": [0, 2**70]}))
+    with pytest.raises(MaskFormatError, match="ends inside a number"):
+        read_coco(_coco({"size": [20, 20], "counts": "0`<`"}))
     with pytest.raises(MaskFormatError, match="negative run length"):
         read_coco(_coco({"size": [20, 20], "counts": [500, -100]}))
     with pytest.raises(MaskFormatError, match="RLE size \\[10, 10\\] differs from its image"):
