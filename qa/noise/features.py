@@ -15,7 +15,7 @@ from sklearn.ensemble import IsolationForest
 
 #: Outlier detection is skipped below this many cells: an isolation forest on a
 #: handful of samples flags noise.
-MIN_CELLS_FOR_OUTLIERS = 10
+MIN_CELLS_FOR_OUTLIERS = 30
 
 FEATURE_NAMES = ("log_area", "eccentricity", "solidity", "mean_intensity")
 

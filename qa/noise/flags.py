@@ -141,7 +141,7 @@ def flag_instances(
     - ``boundary``: matched with IoU below 0.7, or paired below the matching threshold,
       with a reference cell of ``s >= 1/2``;
     - ``outlier``: isolation forest (scikit-learn, seeded) over log area, eccentricity,
-      solidity and mean intensity of all cells of all annotations (skipped below 10 cells).
+      solidity and mean intensity of all cells of all annotations (skipped below 30 cells).
 
     References
     ----------

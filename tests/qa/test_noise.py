@@ -1,0 +1,399 @@
+"""Tests of qa.noise: hand-computed tiny cases, invariances, empty images, validation."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from qa.metrics import match_instances
+from qa.noise import (
+    AnnotationScore,
+    FlagKind,
+    InstanceFlag,
+    annotator_reliability,
+    flag_instances,
+    flag_model_disagreement,
+    score_annotations,
+)
+from qa.noise.compare import compare_labels
+from qa.noise.features import cell_features
+from qa.simulate import AVERAGE, CARELESS, EXPERT, simulate_dataset
+
+
+def base() -> np.ndarray:
+    """Three separate cells: 1 (4x4), 2 (4x6, touching 1), 3 (3x3)."""
+    a = np.zeros((12, 14), np.uint16)
+    a[1:5, 1:5] = 1
+    a[1:5, 5:11] = 2
+    a[7:10, 1:4] = 3
+    return a
+
+
+def merged() -> np.ndarray:
+    c = base()
+    c[1:5, 1:11] = 7
+    return c
+
+
+def missing() -> np.ndarray:
+    c = base()
+    c[7:10, 1:4] = 0
+    return c
+
+
+def extra() -> np.ndarray:
+    c = base()
+    c[7:10, 8:12] = 9
+    return c
+
+
+def split() -> np.ndarray:
+    c = base()
+    c[1:5, 5:8] = 5
+    c[1:5, 8:11] = 6
+    return c
+
+
+def kinds(flags, annotator):
+    return [f.kind for f in flags if f.annotator == annotator]
+
+
+# ---------------------------------------------------------------- flag_instances
+
+
+def test_merge_gives_one_merged_flag_with_the_right_ids():
+    a = base()
+    flags = flag_instances([a, a.copy(), merged()])
+    assert flags == [
+        InstanceFlag(annotator=2, kind=FlagKind.MERGED, score=1.0, labels=(7,),
+                     others=((0, 1), (0, 2), (1, 1), (1, 2)))
+    ]
+    assert flags[0].kind == "merged"
+
+
+def test_missed_cell_the_other_two_drew_gives_missed():
+    a = base()
+    flags = flag_instances([a, a.copy(), missing()])
+    assert flags == [
+        InstanceFlag(annotator=2, kind=FlagKind.MISSED, score=1.0, labels=(),
+                     others=((0, 3), (1, 3)))
+    ]
+
+
+def test_cell_nobody_else_drew_is_spurious():
+    a = base()
+    flags = flag_instances([a, a.copy(), extra()])
+    assert flags == [InstanceFlag(2, FlagKind.SPURIOUS, 1.0, (9,), ())]
+
+
+def test_split_cell_gives_split_with_both_parts():
+    a = base()
+    flags = flag_instances([a, a.copy(), split()])
+    assert flags == [InstanceFlag(2, FlagKind.SPLIT, 1.0, (5, 6), ((0, 2), (1, 2)))]
+
+
+def test_shifted_outline_is_boundary_with_one_minus_iou():
+    a = base()
+    c = base()
+    c[1:5, 5:11] = 0
+    c[1:5, 5:9] = 2  # 16 of 24 pixels: IoU 2/3
+    flags = flag_instances([a, a.copy(), c])
+    assert len(flags) == 1
+    assert flags[0].kind == FlagKind.BOUNDARY
+    assert flags[0].labels == (2,)
+    assert flags[0].others == ((0, 2), (1, 2))
+    assert flags[0].score == pytest.approx(1 / 3)
+
+
+def test_cell_drawn_by_one_of_two_others_is_missed_only_when_that_one_weighs_more():
+    a = base()
+    # annotator 1 missed cell 3; annotator 2 is judged against annotators 0 and 1
+    b = missing()
+    c = missing()
+    heavy_0 = flag_instances([a, b, c], weights=[0.9, 0.3, 0.5])
+    light_0 = flag_instances([a, b, c], weights=[0.3, 0.9, 0.5])
+    assert [(f.annotator, f.kind, f.score) for f in heavy_0 if f.annotator == 2] == [
+        (2, FlagKind.MISSED, pytest.approx(0.75))
+    ]
+    assert kinds(light_0, 2) == []
+
+
+def test_flags_against_a_given_consensus_count_only_the_others_support():
+    from qa.consensus import fuse
+
+    a = base()
+    masks = [a, a.copy(), missing()]
+    cons = fuse(masks)
+    flags = flag_instances(masks, consensus=cons)
+    assert [(f.annotator, f.kind, f.score, f.labels) for f in flags] == [
+        (2, FlagKind.MISSED, 1.0, ())
+    ]
+    assert flags[0].others == ((0, 3), (1, 3))
+
+
+def test_outlier_is_the_odd_shaped_cell():
+    a = np.zeros((40, 60), np.uint16)
+    n = 0
+    for y in range(0, 40, 10):
+        for x in range(0, 50, 10):
+            n += 1
+            a[y + 1:y + 6, x + 1:x + 6] = n
+    c = a.copy()
+    c[0:40, 56:57] = 99  # a one-pixel-wide line
+    flags = flag_instances([a, a.copy(), c], seed=0)
+    outliers = [f for f in flags if f.kind == FlagKind.OUTLIER]
+    assert [(f.annotator, f.labels) for f in outliers] == [(2, (99,))]
+    assert 0.5 < outliers[0].score <= 1.0
+    assert [f.kind for f in flags if f.annotator == 2] == [FlagKind.SPURIOUS, FlagKind.OUTLIER]
+
+
+def test_outlier_uses_mean_intensity_when_the_image_is_given():
+    a = np.zeros((40, 70), np.uint16)
+    n = 0
+    for y in range(0, 40, 10):
+        for x in range(0, 60, 10):
+            n += 1
+            a[y + 1:y + 6, x + 1:x + 6] = n
+    c = a.copy()
+    c[21:26, 61:66] = 99  # same shape as every other cell, drawn on a bright spot
+    image = np.where(a > 0, 100.0, 0.0)
+    image[21:26, 61:66] = 5000.0
+    masks = [a, a.copy(), c]
+    assert [f for f in flag_instances(masks) if f.kind == FlagKind.OUTLIER] == []
+    bright = [f for f in flag_instances(masks, image=image) if f.kind == FlagKind.OUTLIER]
+    assert [(f.annotator, f.labels) for f in bright] == [(2, (99,))]
+
+
+# ---------------------------------------------------------------- score_annotations
+
+
+def test_scores_of_a_missed_cell_are_hand_computed():
+    a = base()
+    scores = score_annotations([a, a.copy(), missing()])
+    s = scores[2]
+    assert (s.annotator, s.n_cells, s.n_reference) == (2, 2, 3)
+    assert (s.missed, s.spurious, s.merged, s.split, s.boundary) == (1, 0, 0, 0, 0)
+    assert s.f1 == pytest.approx(0.8)
+    assert s.mean_iou == 1.0
+    assert s.recall_sure == pytest.approx(2 / 3)
+    assert s.quality == pytest.approx(2 / 3)
+    # first-pass weights: 0.9, 0.9, 0.8; for annotator 0, cell 3 has share 0.9 / 1.7
+    assert scores[0].n_reference == 3
+    assert scores[0].f1 == 1.0
+    assert scores[0].quality == 1.0
+
+
+def test_scores_of_merge_spurious_and_split():
+    a = base()
+    m = score_annotations([a, a.copy(), merged()])[2]
+    assert (m.merged, m.missed, m.spurious, m.n_cells) == (1, 0, 0, 2)
+    assert m.f1 == pytest.approx(2 * 2 / 5)  # the merged cell still matches cell 2 (IoU 0.6)
+    assert m.quality == pytest.approx(1 / 3)  # 1 of 3 sure cells drawn on its own
+    e = score_annotations([a, a.copy(), extra()])[2]
+    assert (e.spurious, e.n_cells) == (1, 4)
+    assert e.f1 == pytest.approx(6 / 7)
+    assert e.plausible == pytest.approx(3 / 4)
+    assert e.quality == pytest.approx(3 / 4)
+    s = score_annotations([a, a.copy(), split()])[2]
+    assert (s.split, s.merged, s.n_cells) == (1, 0, 4)
+    assert s.quality == pytest.approx(2 / 3)
+
+
+def test_leave_one_out_excludes_the_annotation_itself():
+    a = base()
+    c = extra()
+    s0, s1 = score_annotations([a, c])
+    # each is judged against the other alone, exactly as a plain match would
+    assert s0.f1 == pytest.approx(match_instances(c, a).f1) == pytest.approx(6 / 7)
+    assert (s0.missed, s0.spurious, s0.n_reference) == (1, 0, 4)
+    assert (s1.missed, s1.spurious, s1.n_reference) == (0, 1, 3)
+    # an annotation's own cells never vouch for it
+    assert score_annotations([c, a, a.copy()])[0].spurious == 1
+
+
+def test_scores_are_invariant_to_label_permutation_and_non_sequential_ids():
+    rng = np.random.default_rng(3)
+    masks = [base(), missing(), extra()]
+    relabelled = []
+    for m in masks:
+        ids = np.unique(m)[1:]
+        lut = np.zeros(int(m.max()) + 1, np.int64)
+        lut[ids] = rng.permutation(ids.size) * 37 + 1000
+        relabelled.append(lut[m].astype(np.uint32))
+    assert score_annotations(relabelled) == score_annotations(masks)
+    assert [(f.annotator, f.kind, f.score) for f in flag_instances(relabelled)] == [
+        (f.annotator, f.kind, f.score) for f in flag_instances(masks)
+    ]
+
+
+def test_scores_follow_the_annotators_when_they_are_reordered():
+    masks = [base(), missing(), extra(), merged()]
+    scores = score_annotations(masks)
+    order = [2, 0, 3, 1]
+    reordered = score_annotations([masks[j] for j in order])
+    for new, old in enumerate(order):
+        assert dataclasses.replace(reordered[new], annotator=old) == scores[old]
+
+
+def test_empty_images():
+    empty = np.zeros((8, 8), np.uint16)
+    scores = score_annotations([empty, empty.copy(), empty.copy()])
+    assert [s.quality for s in scores] == [1.0, 1.0, 1.0]
+    assert [(s.f1, s.mean_iou, s.n_cells, s.missed, s.spurious) for s in scores] == [
+        (1.0, 0.0, 0, 0, 0)] * 3
+    assert flag_instances([empty, empty.copy()]) == []
+    assert flag_model_disagreement(empty, empty) == []
+    rel = annotator_reliability([[empty, empty.copy()], [empty, empty.copy()]])
+    assert rel.reliability.tolist() == [1.0, 1.0]
+    # one annotator drew nothing where the others agree on three cells
+    a = base()
+    s = score_annotations([a, a.copy(), np.zeros_like(a)])[2]
+    assert (s.quality, s.f1, s.missed, s.recall_sure, s.plausible) == (0.0, 0.0, 3, 0.0, 1.0)
+
+
+def test_results_are_frozen():
+    s = score_annotations([base(), base()])[0]
+    assert isinstance(s, AnnotationScore)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.quality = 0.0
+    f = flag_instances([base(), base(), merged()])[0]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        f.score = 0.0
+
+
+# ---------------------------------------------------------------- flag_model_disagreement
+
+
+def test_model_disagreement_hand_case():
+    a = base()
+    pred = merged()
+    pred[7:10, 1:4] = 0
+    pred[10:12, 10:14] = 4
+    out = flag_model_disagreement(a, pred)
+    assert [(d.kind, d.consensus_labels, d.predicted_labels) for d in out] == [
+        (FlagKind.MISSED, (3,), ()),
+        (FlagKind.SPURIOUS, (), (4,)),
+        (FlagKind.MERGED, (1, 2), (7,)),
+    ]
+    assert [d.score for d in out] == pytest.approx([1.0, 1.0, 1 - 24 / 40])
+    assert flag_model_disagreement(a, a) == []
+
+
+# ---------------------------------------------------------------- annotator_reliability
+
+
+def test_reliability_uses_gold_truth():
+    a = base()
+    bad = merged()
+    # without gold, annotators 0 and 1 (identical) outvote 2; with a gold image saying the
+    # merged drawing is right, the ranking turns round
+    truth = bad.copy()
+    per_image = [[a, a.copy(), bad]]
+    rel = annotator_reliability(per_image)
+    assert rel.ranking.tolist() == [0, 1, 2]
+    assert rel.reliability[2] == pytest.approx(1 / 3)
+    gold = annotator_reliability(per_image, gold=[truth])
+    assert gold.ranking.tolist() == [2, 0, 1]
+    # against the truth, 0 and 1 split its cell 7: one of two true cells drawn on its own
+    assert gold.reliability.tolist() == pytest.approx([0.5, 0.5, 1.0])
+    assert gold.gold.tolist() == [True]
+
+
+def test_reliability_allows_missing_annotations():
+    a = base()
+    rel = annotator_reliability([[a, a.copy(), None], [a, None, missing()]])
+    assert np.isnan(rel.quality[0, 2]) and np.isnan(rel.quality[1, 1])
+    # image 1: annotator 0 judged against annotator 2 alone, its cell 3 unconfirmed
+    assert rel.reliability.tolist() == pytest.approx([(1 + 2 / 3) / 2, 1.0, 2 / 3])
+    assert rel.ranking.tolist() == [1, 0, 2]
+
+
+def test_simulated_careless_annotator_ranked_last_and_corrupted_scored_lowest():
+    calm = [replace(p, corruption_rate=0.0) for p in (EXPERT, AVERAGE, CARELESS)]
+    data = simulate_dataset(4, profiles=calm, shape=(128, 128), n_cells=20, seed=5)
+    rel = annotator_reliability([[a.labels for a in s.annotations] for s in data])
+    assert rel.ranking[-1] == 2
+    corrupting = (EXPERT, AVERAGE, replace(EXPERT, name="corrupt", corruption_rate=1.0))
+    sample = simulate_dataset(1, profiles=corrupting, shape=(128, 128), n_cells=20, seed=11)[0]
+    assert sample.annotations[2].corrupted
+    scores = score_annotations([a.labels for a in sample.annotations])
+    assert int(np.argmin([s.quality for s in scores])) == 2
+
+
+# ---------------------------------------------------------------- pieces
+
+
+def test_compare_labels_sorts_every_cell_once():
+    a = base()
+    c = merged()
+    c[7:10, 1:4] = 0
+    c[7:10, 8:12] = 9
+    cmp = compare_labels(a, c)
+    assert cmp.merged == ((7, (1, 2)),)
+    assert cmp.missed.tolist() == [3]
+    assert cmp.spurious.tolist() == [9]
+    assert cmp.matched.shape == (0, 2)
+    assert cmp.split == ()
+
+
+def test_cell_features_hand_values():
+    a = np.zeros((6, 6), np.uint16)
+    a[1:4, 1:4] = 5
+    image = np.zeros((6, 6))
+    image[1:4, 1:4] = 2.0
+    image[1, 1] = 11.0
+    f = cell_features(a, image)
+    assert f.labels.tolist() == [5]
+    assert f.names == ("log_area", "eccentricity", "solidity", "mean_intensity")
+    assert f.values[0].tolist() == pytest.approx([np.log(9), 0.0, 1.0, 3.0])
+
+
+# ---------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda: score_annotations(base()), TypeError, "sequence"),
+        (lambda: score_annotations([base()]), ValueError, "at least 2"),
+        (lambda: score_annotations([base(), base().astype(float)]), TypeError, "integer dtype"),
+        (lambda: score_annotations([base(), base() > 0]), TypeError, "integer dtype"),
+        (lambda: score_annotations([base(), base()[:5]]), ValueError, "one shape"),
+        (lambda: score_annotations([base(), base()[None]]), ValueError, "2-D"),
+        (lambda: score_annotations([base(), -base().astype(np.int32)]), ValueError, "negative"),
+        (lambda: score_annotations([base(), base()], weights=[1.0]), ValueError, "one value"),
+        (lambda: score_annotations([base(), base()], weights=[1.0, 0.0]), ValueError, "(0, 1]"),
+        (lambda: score_annotations([base(), base()], iou_threshold=0.3), ValueError, "0.5"),
+        (lambda: flag_instances([base()]), ValueError, "at least 2"),
+        (lambda: flag_instances([base(), base()], image=np.zeros((3, 3))), ValueError, "shape"),
+        (lambda: flag_instances([base(), base()], image=[[1]]), TypeError, "numpy array"),
+        (lambda: flag_instances([base(), base()], consensus=object()), TypeError, "Consensus"),
+        (lambda: flag_instances([base(), base()], outlier_contamination=0.7), ValueError, "0.5"),
+        (lambda: flag_instances([base(), base()], seed=1.5), TypeError, "seed"),
+        (lambda: flag_instances([base(), base()], weights=[2.0, 1.0]), ValueError, "(0, 1]"),
+        (lambda: flag_model_disagreement(base(), base()[:5]), ValueError, "shape"),
+        (lambda: flag_model_disagreement(base().astype(float), base()), TypeError, "dtype"),
+        (lambda: flag_model_disagreement(base(), base(), iou_threshold=1.0), ValueError, "0.5"),
+        (lambda: annotator_reliability([]), ValueError, "at least one image"),
+        (lambda: annotator_reliability(base()), TypeError, "sequence"),
+        (lambda: annotator_reliability([[base(), base()], [base()]]), ValueError, "expected 2"),
+        (lambda: annotator_reliability([[base(), None]]), ValueError, "at least two"),
+        (lambda: annotator_reliability([[base(), base()]], gold=[]), ValueError, "gold"),
+        (lambda: annotator_reliability([[base(), base()]], max_iter=0), ValueError, "max_iter"),
+        (lambda: annotator_reliability([[base(), base()[:4]]]), ValueError, "shape"),
+    ],
+)
+def test_input_validation(call, error, message):
+    with pytest.raises(error, match=message.replace("(", r"\(").replace("]", r"\]")):
+        call()
+
+
+def test_consensus_of_other_masks_is_refused():
+    from qa.consensus import fuse
+
+    cons = fuse([base(), base(), base()])
+    with pytest.raises(ValueError, match="one column per mask"):
+        flag_instances([base(), base()], consensus=cons)
