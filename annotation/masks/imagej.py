@@ -151,6 +151,7 @@ def read_imagej_rois(
                 f"The zip holds {len(members):,} ROIs; at most {limits.max_shapes:,} are accepted."
             )
     shapes: list[Shape] = []
+    planes: set[tuple[int, int, int, int]] = set()
     for member, content in members:
         roi = _parse_roi(content, member)
         stem = member[:-4] if member.lower().endswith(".roi") else member
@@ -160,7 +161,14 @@ def read_imagej_rois(
             skipped.append((f"ImageJ ROI {name!r}", reason or "not an area ROI"))
         else:
             shapes.append(shape_)
-    return rasterize_shapes(shapes, shape=shape, limits=limits, skipped=skipped)
+            planes.add((roi.position, roi.c_position, roi.z_position, roi.t_position))
+    warnings = []
+    if len(planes) > 1:
+        warnings.append(
+            f"The ROIs belong to {len(planes)} different stack positions (slice, c, z, t); "
+            "all were imported into one 2-D mask."
+        )
+    return rasterize_shapes(shapes, shape=shape, limits=limits, warnings=warnings, skipped=skipped)
 
 
 def _path(rings: list[np.ndarray]) -> np.ndarray:

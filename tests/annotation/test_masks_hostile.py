@@ -335,3 +335,19 @@ def test_labelstudio_region_sizes_must_agree():
 
 def test_synthetic_mask_is_untouched_by_hostile_tests():
     assert int(synthetic_mask().max()) == 50
+
+
+def test_rois_from_several_stack_positions_are_flagged():
+    import roifile
+
+    a = roifile.ImagejRoi.frompoints(np.array([[0, 0], [3, 0], [3, 3], [0, 3]]), name="a")
+    b = roifile.ImagejRoi.frompoints(np.array([[5, 0], [8, 0], [8, 3], [5, 3]]), name="b")
+    a.roitype = b.roitype = roifile.ROI_TYPE.POLYGON
+    a.z_position, b.z_position = 1, 2
+    data = _zip([("a.roi", a.tobytes()), ("b.roi", b.tobytes())])
+    result = read_imagej_rois(data, shape=(4, 10))
+    assert result.n_instances == 2
+    assert result.warnings == (
+        "The ROIs belong to 2 different stack positions (slice, c, z, t); all were imported "
+        "into one 2-D mask.",
+    )
