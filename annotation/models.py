@@ -172,6 +172,13 @@ class Annotation(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="annotations"
     )
+    # Class of each instance, {"<instance id>": "<project cell class>"}; instances absent
+    # from the map are unclassified (plain label images carry no classes).
+    instance_classes = models.JSONField(default=dict, blank=True)
+    # Format the mask was uploaded in (png, tiff, coco, cellpose, imagej, geojson, labelstudio).
+    upload_format = models.CharField(max_length=20, blank=True, default="")
+    # What the importer changed or left out: {"warnings": [...], "skipped": [[name, reason], ...]}.
+    import_report = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["assignment_id", "revision"]

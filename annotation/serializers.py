@@ -14,6 +14,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from annotation.enums import AnnotationSource, AssignmentStatus, JobStatus, Role, choices
+from annotation.masks import MASK_FORMATS, WRITE_FORMATS
 from annotation.models import Annotation, Assignment, Image, Job, Membership, Project
 
 #: Query parameters every list endpoint understands besides its filters.
@@ -225,6 +226,7 @@ class AnnotationOutput(serializers.ModelSerializer):
         fields = [
             "id", "assignment", "image", "annotator", "revision", "guideline_version", "sha256",
             "height", "width", "dtype", "instance_count", "source", "time_spent_s", "submitted_at",
+            "instance_classes", "upload_format", "import_report",
         ]
         read_only_fields = fields
 
@@ -233,16 +235,52 @@ class AnnotationSubmitInput(StrictSerializer):
     assignment = serializers.IntegerField(min_value=1)
     mask = serializers.FileField(
         allow_empty_file=True,
-        help_text="Label image: PNG or TIFF, one integer plane, same height and width as the image.",
+        help_text="The mask in any supported format, recognised by content: a label image "
+        "(PNG or TIFF, one integer plane, same height and width as the image), COCO JSON, "
+        "Cellpose _seg.npy, ImageJ/Fiji ROI or ROI zip, QuPath GeoJSON, or a Label Studio "
+        "JSON export.",
+    )
+    mask_format = serializers.ChoiceField(
+        choices=["auto", *MASK_FORMATS], required=False, default="auto",
+        help_text="'auto' recognises the format by content; a named format that the content "
+        "contradicts is refused.",
+    )
+    image_name = serializers.CharField(
+        required=False, allow_null=True, default=None, max_length=1000,
+        help_text="For a COCO or Label Studio file describing several images: the entry to "
+        "import (default: the only one, else the one named like the image).",
+    )
+    class_map = JSONObjectField(
+        required=False, allow_null=True, default=None,
+        help_text='Renames the file\'s class names to project cell classes, e.g. {"cell": "nucleus"}.',
     )
     base_revision = serializers.IntegerField(
         required=False, min_value=0, allow_null=True, default=None,
         help_text="The revision this edit is based on (0 or absent for the first submission).",
     )
     source = serializers.ChoiceField(
-        choices=choices(AnnotationSource), required=False, default=AnnotationSource.MANUAL
+        choices=choices(AnnotationSource), required=False, allow_null=True, default=None,
+        help_text="Default: manual for PNG/TIFF label images, imported for every other format.",
     )
     time_spent_s = serializers.FloatField(required=False, allow_null=True, default=None, min_value=0)
+
+    def validate_class_map(self, value):
+        if value is not None and not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise serializers.ValidationError("class_map must map class names to class names.")
+        return value
+
+
+class AnnotationMaskQuery(StrictSerializer):
+    format = serializers.ChoiceField(
+        choices=list(WRITE_FORMATS), required=False,
+        error_messages={
+            "invalid_choice": f'"{{input}}" is not a mask format; expected one of {", ".join(WRITE_FORMATS)}.'
+        },
+        help_text="Write the mask in this format; absent: the stored label image (PNG, or "
+        "TIFF above 65,535 instances).",
+    )
 
 
 class AnnotationFilter(FilterSerializer):

@@ -1,4 +1,4 @@
-"""Annotations: submit a label mask (Idempotency-Key, If-Match), list, read, download."""
+"""Annotations: submit a mask in any format (Idempotency-Key, If-Match), list, read, download."""
 
 from __future__ import annotations
 
@@ -7,12 +7,19 @@ import re
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from annotation import selectors, services
-from annotation.api.base import ProjectScopedView, stored_file_response
-from annotation.serializers import AnnotationFilter, AnnotationOutput, AnnotationSubmitInput
+from annotation.api.base import ProjectScopedView, rendered_mask_response, stored_file_response
+from annotation.serializers import (
+    AnnotationFilter,
+    AnnotationMaskQuery,
+    AnnotationOutput,
+    AnnotationSubmitInput,
+)
 from config.errors import InvalidInput
 
 _ETAG = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
@@ -59,9 +66,13 @@ class AnnotationListView(ProjectScopedView):
         request={"multipart/form-data": AnnotationSubmitInput},
         parameters=[IDEMPOTENCY_HEADER, IF_MATCH_HEADER],
         responses={201: AnnotationOutput, 200: AnnotationOutput},
-        description="Submit a label mask for one of your assignments as its next revision. "
-        "Edits must name the revision they are based on (`base_revision`, 409 when stale, or "
-        "If-Match, 412 when stale). Needs an acknowledgement of the current guideline.",
+        description="Submit a mask for one of your assignments as its next revision, in any "
+        "supported format recognised by content (label image PNG/TIFF, COCO, Cellpose _seg.npy, "
+        "ImageJ ROI zip, QuPath GeoJSON, Label Studio JSON). Class names must be (or map via "
+        "`class_map` to) the project's cell classes: unknown ones are a 400 listing them. What "
+        "the converter changed or skipped is returned in `import_report`. Edits must name the "
+        "revision they are based on (`base_revision`, 409 when stale, or If-Match, 412 when "
+        "stale). Needs an acknowledgement of the current guideline.",
     )
     def post(self, request, slug):
         project = self.get_project()
@@ -71,8 +82,10 @@ class AnnotationListView(ProjectScopedView):
         assignment = selectors.assignment_get(
             user=request.user, project=project, assignment_id=fields["assignment"]
         )
-        result = services.annotation_submit(
+        result = services.annotation_import(
             actor=request.user, assignment=assignment, mask_data=fields["mask"],
+            format=fields["mask_format"], image_name=fields["image_name"],
+            class_map=fields["class_map"],
             base_revision=fields["base_revision"], if_match_revision=_if_match(request),
             idempotency_key=request.headers.get("Idempotency-Key"), source=fields["source"],
             time_spent_s=fields["time_spent_s"],
@@ -98,17 +111,47 @@ class AnnotationDetailView(ProjectScopedView):
         return response
 
 
+class IgnoreFormatQueryNegotiation(DefaultContentNegotiation):
+    """Content negotiation that leaves ``?format=`` to the view (it names a mask format here,
+    not a DRF renderer); responses other than the file are JSON."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        renderer = next(r for r in renderers if isinstance(r, JSONRenderer))
+        return renderer, renderer.media_type
+
+
 class AnnotationMaskView(ProjectScopedView):
     serializer_class = AnnotationOutput
+    content_negotiation_class = IgnoreFormatQueryNegotiation
+    renderer_classes = [JSONRenderer]
 
-    @extend_schema(responses={(200, "image/png"): OpenApiResponse(OpenApiTypes.BINARY)})
+    @extend_schema(
+        parameters=[AnnotationMaskQuery],
+        responses={
+            (200, "application/octet-stream"): OpenApiResponse(
+                OpenApiTypes.BINARY,
+                description="The mask file: image/png, image/tiff, application/json (COCO), "
+                "application/geo+json, application/zip (ImageJ ROIs) or a Cellpose _seg.npy.",
+            ),
+        },
+        description="Download the annotation's mask, by default as stored (16-bit PNG, or TIFF "
+        "above 65,535 instances), or converted with `?format=`. Blind labeling applies: an "
+        "annotator gets 404 for another annotator's mask of an image they have not submitted.",
+    )
     def get(self, request, slug, pk):
         annotation = selectors.annotation_get(
             user=request.user, project=self.get_project(), annotation_id=pk
         )
-        ext = annotation.mask.name.rsplit(".", 1)[-1]
-        return stored_file_response(
-            annotation.mask.name,
-            download_name=f"image{annotation.assignment.image_id}_annotation{annotation.pk}"
-            f"_r{annotation.revision}.{ext}",
+        query = AnnotationMaskQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        fmt = query.validated_data.get("format")
+        if fmt is None:
+            ext = annotation.mask.name.rsplit(".", 1)[-1]
+            return stored_file_response(
+                annotation.mask.name,
+                download_name=f"image{annotation.assignment.image_id}_annotation{annotation.pk}"
+                f"_r{annotation.revision}.{ext}",
+            )
+        return rendered_mask_response(
+            services.annotation_mask_render(annotation=annotation, format=fmt)
         )

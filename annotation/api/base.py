@@ -6,7 +6,8 @@ import mimetypes
 from pathlib import PurePosixPath
 
 from django.core.files.storage import default_storage
-from django.http import FileResponse
+from django.http import FileResponse, HttpResponse
+from django.utils.http import content_disposition_header
 from rest_framework.generics import GenericAPIView
 
 from annotation.models import Membership, Project
@@ -50,3 +51,11 @@ def stored_file_response(name: str, *, download_name: str) -> FileResponse:
         default_storage.open(name, "rb"), as_attachment=True,
         filename=PurePosixPath(download_name).name, content_type=content_type,
     )
+
+
+def rendered_mask_response(rendered) -> HttpResponse:
+    """A :class:`~annotation.services.mask_formats.RenderedMask` as an attachment download."""
+    response = HttpResponse(rendered.content, content_type=rendered.content_type)
+    response["Content-Disposition"] = content_disposition_header(True, rendered.filename)
+    response["Content-Length"] = str(len(rendered.content))
+    return response

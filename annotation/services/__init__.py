@@ -25,6 +25,14 @@ from annotation.services.images import (
     images_upload_many,
 )
 from annotation.services.jobs import job_create, job_fail, job_progress, job_start, job_succeed
+from annotation.services.mask_formats import (
+    ParsedMask,
+    RenderedMask,
+    UnknownClasses,
+    annotation_import,
+    annotation_mask_render,
+    mask_render,
+)
 from annotation.services.projects import (
     membership_add,
     membership_remove,
@@ -37,8 +45,13 @@ __all__ = [
     "GENERATE_TASK",
     "GenerateResult",
     "ImageMetadata",
+    "ParsedMask",
+    "RenderedMask",
     "SubmitResult",
+    "UnknownClasses",
     "UploadedImage",
+    "annotation_import",
+    "annotation_mask_render",
     "annotation_submit",
     "annotation_submit_labels",
     "assignment_next",
@@ -53,6 +66,7 @@ __all__ = [
     "job_progress",
     "job_start",
     "job_succeed",
+    "mask_render",
     "membership_add",
     "membership_remove",
     "membership_update",

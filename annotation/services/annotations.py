@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,7 @@ from django.utils import timezone
 from annotation.access import check_project_role
 from annotation.enums import AnnotationSource, AssignmentStatus, Role
 from annotation.masks import (
+    MASK_FORMATS,
     MaskFormatError,
     instance_ids,
     read_label_image,
@@ -125,14 +127,20 @@ def annotation_submit_labels(
     idempotency_key: str | None = None,
     source: str | AnnotationSource = AnnotationSource.MANUAL,
     time_spent_s: float | None = None,
+    instance_classes: Mapping[int, str] | None = None,
+    upload_format: str = "",
+    import_report: Mapping | None = None,
 ) -> SubmitResult:
     """Store a label image (ndarray, shape (H, W), integer >= 0) as the next revision.
 
     Preconditions: the actor is the assignment's annotator; the assignment is not
     skipped; the actor acknowledged the project's current published guideline version;
     for an edit, ``base_revision`` (409 when stale) or ``if_match_revision`` (412 when
-    stale) equals the latest revision. The same ``idempotency_key`` with the same
-    content returns the first annotation (``created=False``).
+    stale) equals the latest revision; ``instance_classes`` (instance id -> one of the
+    project's cell classes) names only ids present in ``labels``. The same
+    ``idempotency_key`` with the same content and classes returns the first annotation
+    (``created=False``). ``upload_format`` and ``import_report`` record where the mask
+    came from (see :mod:`annotation.services.mask_formats`).
     """
     source = _check_options(
         source=source, time_spent_s=time_spent_s, idempotency_key=idempotency_key,
@@ -151,6 +159,13 @@ def annotation_submit_labels(
             f"{image.height} x {image.width}",
             field="mask",
         )
+    if upload_format and upload_format not in MASK_FORMATS:
+        raise InvalidInput(
+            f"upload_format {upload_format!r} is not one of {', '.join(MASK_FORMATS)}",
+            field="upload_format",
+        )
+    ids = instance_ids(labels)
+    classes = _check_classes(instance_classes, ids=ids, project=project)
     content, ext = _encode(labels)
     sha256 = hashlib.sha256(content).hexdigest()
 
@@ -158,7 +173,10 @@ def annotation_submit_labels(
         with staged_files() as staged:
             assignment = Assignment.objects.select_for_update().get(pk=assignment.pk)
             if idempotency_key is not None:
-                replay = _replay(actor=actor, assignment=assignment, key=idempotency_key, sha256=sha256)
+                replay = _replay(
+                    actor=actor, assignment=assignment, key=idempotency_key, sha256=sha256,
+                    classes=classes,
+                )
                 if replay is not None:
                     return replay
             if assignment.status == AssignmentStatus.SKIPPED:
@@ -190,9 +208,11 @@ def annotation_submit_labels(
             annotation = Annotation.objects.create(
                 assignment=assignment, guideline_version=guideline, revision=revision,
                 mask=stored, sha256=sha256, height=labels.shape[0], width=labels.shape[1],
-                dtype=str(to_canonical_dtype(labels).dtype), instance_count=len(instance_ids(labels)),
+                dtype=str(to_canonical_dtype(labels).dtype), instance_count=len(ids),
                 source=source, time_spent_s=time_spent_s, submitted_at=now,
                 idempotency_key=idempotency_key or "", created_by=actor,
+                instance_classes=classes, upload_format=upload_format,
+                import_report=dict(import_report or {}),
             )
             assignment.status = AssignmentStatus.SUBMITTED
             assignment.submitted_at = now
@@ -200,7 +220,10 @@ def annotation_submit_labels(
     except IntegrityError:
         # A concurrent request with the same key or the same base revision committed first.
         if idempotency_key is not None:
-            replay = _replay(actor=actor, assignment=assignment, key=idempotency_key, sha256=sha256)
+            replay = _replay(
+                actor=actor, assignment=assignment, key=idempotency_key, sha256=sha256,
+                classes=classes,
+            )
             if replay is not None:
                 return replay
         raise Conflict(
@@ -211,11 +234,38 @@ def annotation_submit_labels(
     return SubmitResult(annotation=annotation, created=True)
 
 
-def _replay(*, actor, assignment: Assignment, key: str, sha256: str) -> SubmitResult | None:
+def _check_classes(classes: Mapping[int, str] | None, *, ids: np.ndarray, project) -> dict[str, str]:
+    """The class map as stored (JSON keys are strings), checked against ids and the project."""
+    if not classes:
+        return {}
+    present = set(ids.tolist())
+    absent = sorted(int(i) for i in classes if int(i) not in present)
+    if absent:
+        raise InvalidInput(
+            f"instance_classes names instances {absent[:10]} that are not in the mask",
+            field="instance_classes",
+        )
+    known = set(project.cell_classes or [])
+    unknown = sorted({name for name in classes.values() if name not in known})
+    if unknown:
+        raise InvalidInput(
+            f"unknown cell classes {unknown}; project {project.slug!r} has "
+            f"{sorted(known) or 'no cell classes'}",
+            field="instance_classes", code="unknown_classes",
+        )
+    return {str(int(i)): name for i, name in sorted(classes.items(), key=lambda kv: int(kv[0]))}
+
+
+def _replay(
+    *, actor, assignment: Assignment, key: str, sha256: str, classes: dict[str, str]
+) -> SubmitResult | None:
     earlier = Annotation.objects.filter(created_by=actor, idempotency_key=key).first()
     if earlier is None:
         return None
-    if earlier.assignment_id != assignment.pk or earlier.sha256 != sha256:
+    if (
+        earlier.assignment_id != assignment.pk or earlier.sha256 != sha256
+        or earlier.instance_classes != classes
+    ):
         raise Conflict(
             "this Idempotency-Key was already used for a different submission; "
             "use a new key for new content",

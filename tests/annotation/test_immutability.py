@@ -16,7 +16,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.mark.parametrize(
     "change",
-    [{"sha256": "0" * 64}, {"mask": "elsewhere.png"}, {"instance_count": 99}, {"revision": 7}],
+    [{"sha256": "0" * 64}, {"mask": "elsewhere.png"}, {"instance_count": 99}, {"revision": 7},
+     {"instance_classes": {"1": "mitotic"}}, {"upload_format": "coco"},
+     {"import_report": {"warnings": ["rewritten"]}}],
     ids=lambda c: next(iter(c)),
 )
 def test_database_refuses_to_update_a_submitted_annotation(media_root, change):

@@ -1,0 +1,400 @@
+"""Use cases: submit an annotation in any mask format, and render any mask in any format.
+
+Import. The uploaded file's format is recognised by its content
+(:func:`annotation.masks.detect_format`; a named ``format`` that the content contradicts
+is refused), converted to the canonical label image, and stored through
+:func:`~annotation.services.annotations.annotation_submit_labels`, so every rule of a
+plain submission (annotator only, guideline acknowledged, revisions, idempotency)
+applies unchanged. What the converter changed or left out (overlaps resolved, points
+and lines skipped, ...) is kept on the row (``Annotation.import_report``) and returned
+to the client. The format is kept as ``Annotation.upload_format``.
+
+Classes. Per-instance class names (COCO categories, ImageJ ``class`` properties, QuPath
+classifications, Label Studio labels) are stored as ``Annotation.instance_classes``
+(``{"<instance id>": "<class>"}``), always spelled as one of ``Project.cell_classes``.
+A file's class name maps to a project class by, in order: the caller's ``class_map``;
+the exact name; the same name ignoring case and surrounding spaces. Names that map to
+nothing are refused (HTTP 400, :class:`UnknownClasses` lists them) and nothing is
+stored. A project that defines no cell classes is single-class: classes in a file are
+dropped with a warning.
+
+Source. A plain label image (PNG, TIFF) is what an annotator paints in CellCurate or
+napari, so it keeps the source the client gives (default ``manual``); every other
+format was drawn in another tool and defaults to ``imported``. An explicit ``source``
+always wins.
+
+Export. :func:`mask_render` is the one dispatcher from a label image (plus classes) to
+the bytes, media type and file name of any write format; annotation downloads and the
+``export_annotations`` command use it, and consensus or snapshot masks can too.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+
+from annotation.enums import AnnotationSource
+from annotation.masks import (
+    FORMAT_INFO,
+    MASK_FORMATS,
+    WRITE_FORMATS,
+    ImportResult,
+    Limits,
+    MaskFormatError,
+    detect_format,
+    read_coco,
+    read_label_image,
+    read_labelstudio,
+    read_mask,
+    write_mask,
+)
+from annotation.models import Annotation, Assignment, Image, Project
+from annotation.services.annotations import SubmitResult, _check_annotator, annotation_submit_labels
+from annotation.services.images import read_upload_capped
+from config.errors import InvalidInput
+
+__all__ = [
+    "MULTI_IMAGE_FORMATS",
+    "ParsedMask",
+    "RenderedMask",
+    "UnknownClasses",
+    "annotation_classes",
+    "annotation_import",
+    "annotation_labels",
+    "annotation_mask_render",
+    "classes_map_to_project",
+    "image_file_stem",
+    "mask_entries_read",
+    "mask_limits",
+    "mask_parse",
+    "mask_render",
+    "project_default_class",
+]
+
+#: Formats whose one file may describe several images (entries keyed by image file name).
+MULTI_IMAGE_FORMATS = frozenset({"coco", "labelstudio"})
+#: Formats an annotator paints directly; they keep the client's ``source`` (default manual).
+LABEL_IMAGE_FORMATS = frozenset({"png", "tiff"})
+
+
+class UnknownClasses(InvalidInput):
+    """A mask names cell classes the project does not define (HTTP 400, listing them)."""
+
+    code = "unknown_classes"
+
+    def __init__(self, unknown: list[str], *, project: Project):
+        self.unknown = unknown
+        self.project_classes = list(project.cell_classes or [])
+        super().__init__(
+            f"the mask uses cell classes {unknown} that project {project.slug!r} does not "
+            f"define (its classes: {self.project_classes}); rename them in the file or map "
+            "them with class_map",
+            field="mask",
+        )
+
+    def as_payload(self) -> dict:
+        return {
+            **super().as_payload(),
+            "unknown_classes": self.unknown,
+            "project_classes": self.project_classes,
+        }
+
+
+@dataclass(frozen=True)
+class ParsedMask:
+    """An uploaded mask converted for one image.
+
+    Attributes
+    ----------
+    labels : ndarray of uint16 or uint32, shape (H, W)
+        Canonical label image, ids 1..N.
+    classes : dict of int to str
+        Project cell class per classified instance id.
+    format : str
+        Detected format (one of ``MASK_FORMATS``).
+    warnings : tuple of str
+        What the converter changed (overlaps, border cuts, dropped classes...).
+    skipped : tuple of (str, str)
+        Objects not imported, with the reason.
+    """
+
+    labels: np.ndarray
+    classes: dict[int, str]
+    format: str
+    warnings: tuple[str, ...] = ()
+    skipped: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def report(self) -> dict:
+        """The JSON kept as ``Annotation.import_report``."""
+        return {"warnings": list(self.warnings), "skipped": [list(s) for s in self.skipped]}
+
+
+@dataclass(frozen=True)
+class RenderedMask:
+    """A mask written in one format, ready to download or save."""
+
+    content: bytes
+    content_type: str
+    filename: str
+
+
+def mask_limits() -> Limits:
+    """Parser caps: the library defaults, tightened to the site's image size caps."""
+    return Limits(
+        max_pixels=settings.CELLCURATE_MAX_IMAGE_PIXELS,
+        max_file_bytes=min(Limits().max_file_bytes, settings.CELLCURATE_MAX_IMAGE_BYTES),
+    )
+
+
+def _check_format(format: str, *, allowed, field: str = "format") -> str:
+    if format == "auto" and "auto" in allowed:
+        return format
+    if format not in allowed:
+        raise InvalidInput(
+            f"unknown mask format {format!r}; expected one of {', '.join(allowed)}",
+            field=field, code="unknown_format",
+        )
+    return format
+
+
+def classes_map_to_project(
+    classes: Mapping[int, str], *, project: Project, class_map: Mapping[str, str] | None = None
+) -> tuple[dict[int, str], tuple[str, ...]]:
+    """Spell a file's class names as the project's cell classes (module docstring rules).
+
+    Returns the mapped classes and warnings; raises :class:`UnknownClasses` for names
+    that map to no project class (or a ``class_map`` target that is not one).
+    """
+    project_classes = list(project.cell_classes or [])
+    class_map = dict(class_map or {})
+    if not classes:
+        return {}, ()
+    if not project_classes:
+        names = sorted(set(classes.values()))
+        return {}, (
+            f"project {project.slug!r} defines no cell classes; the file's classes {names} "
+            "were not kept",
+        )
+    bad_targets = sorted({t for t in class_map.values() if t not in project_classes})
+    if bad_targets:
+        raise InvalidInput(
+            f"class_map maps to {bad_targets}, which are not cell classes of project "
+            f"{project.slug!r} ({project_classes})",
+            field="class_map",
+        )
+    folded: dict[str, list[str]] = {}
+    for name in project_classes:
+        folded.setdefault(name.strip().casefold(), []).append(name)
+    out: dict[int, str] = {}
+    unknown: set[str] = set()
+    for instance, name in classes.items():
+        if name in class_map:
+            out[int(instance)] = class_map[name]
+        elif name in project_classes:
+            out[int(instance)] = name
+        elif len(folded.get(name.strip().casefold(), [])) == 1:
+            out[int(instance)] = folded[name.strip().casefold()][0]
+        else:
+            unknown.add(name)
+    if unknown:
+        raise UnknownClasses(sorted(unknown), project=project)
+    return out, ()
+
+
+def _entry_key_matches(key: str, image_name: str) -> bool:
+    base = posixpath.basename(key.split("#", 1)[0].replace("\\", "/"))
+    return key == image_name or base == posixpath.basename(image_name.replace("\\", "/"))
+
+
+def mask_entries_read(data: bytes, *, format: str) -> dict[str, ImportResult]:
+    """All entries of a multi-image file (COCO, Label Studio), keyed by image file name."""
+    if format == "coco":
+        return read_coco(data, limits=mask_limits())
+    if format == "labelstudio":
+        return read_labelstudio(data, limits=mask_limits())
+    raise ValueError(f"{format!r} is not a multi-image format")
+
+
+def _pick_entry(
+    entries: dict[str, ImportResult], *, image: Image, image_name: str | None
+) -> ImportResult:
+    if image_name is not None:
+        found = [k for k in entries if _entry_key_matches(k, image_name)]
+    elif len(entries) == 1:
+        found = list(entries)
+    else:
+        names = {image.original_name, f"{image.sha256}.{image.format}"} - {""}
+        found = [k for k in entries if any(_entry_key_matches(k, n) for n in names)]
+    if len(found) != 1:
+        wanted = image_name or image.original_name or image.sha256
+        raise InvalidInput(
+            f"the file describes {len(entries)} images {sorted(entries)[:10]}; "
+            + (f"{len(found)} of them match {wanted!r}" if found else f"none is {wanted!r}")
+            + "; say which one with image_name",
+            field="image_name",
+        )
+    return entries[found[0]]
+
+
+def mask_parse(
+    *,
+    project: Project,
+    image: Image,
+    data: bytes,
+    format: str = "auto",
+    image_name: str | None = None,
+    class_map: Mapping[str, str] | None = None,
+    entry: ImportResult | None = None,
+    detected: str | None = None,
+) -> ParsedMask:
+    """Convert an uploaded mask file for ``image`` (shape checked, classes mapped).
+
+    ``image_name`` picks the entry of a COCO or Label Studio file describing several
+    images (default: the only entry, else the one named like the image). A caller that
+    already read a multi-image file passes the ``entry`` and ``detected`` format.
+    """
+    _check_format(format, allowed=("auto", *MASK_FORMATS))
+    shape = (image.height, image.width)
+    try:
+        if entry is None:
+            detected = detect_format(data, limits=mask_limits())
+            if format != "auto" and format != detected:
+                raise MaskFormatError(f"The file content is {detected}, not {format}.")
+            if detected in MULTI_IMAGE_FORMATS:
+                entries = mask_entries_read(data, format=detected)
+                entry = _pick_entry(entries, image=image, image_name=image_name)
+            else:
+                entry = read_mask(data, format=detected, shape=shape, limits=mask_limits())
+    except MaskFormatError as exc:
+        raise InvalidInput(f"mask: {exc}", field="mask") from exc
+    if entry.labels.shape != shape:
+        raise InvalidInput(
+            f"mask is {entry.labels.shape[0]} x {entry.labels.shape[1]} (height x width) but "
+            f"the image is {image.height} x {image.width}",
+            field="mask",
+        )
+    classes, class_warnings = classes_map_to_project(
+        entry.classes, project=project, class_map=class_map
+    )
+    return ParsedMask(
+        labels=entry.labels, classes=classes, format=detected,
+        warnings=tuple(entry.warnings) + class_warnings, skipped=tuple(entry.skipped),
+    )
+
+
+def annotation_import(
+    *,
+    actor,
+    assignment: Assignment,
+    mask_data: bytes | File,
+    format: str = "auto",
+    image_name: str | None = None,
+    class_map: Mapping[str, str] | None = None,
+    source: str | None = None,
+    **options,
+) -> SubmitResult:
+    """Submit a mask file of any supported format as the assignment's next revision.
+
+    Same preconditions and options (``base_revision``, ``if_match_revision``,
+    ``idempotency_key``, ``time_spent_s``) as
+    :func:`~annotation.services.annotations.annotation_submit_labels`; ``source=None``
+    picks ``manual`` for PNG/TIFF and ``imported`` otherwise. Refused files (unknown
+    format or classes, hostile content, wrong size) leave no row and no file.
+    """
+    _check_annotator(actor=actor, assignment=assignment)
+    if not isinstance(mask_data, bytes | bytearray):
+        mask_data = read_upload_capped(mask_data, name=mask_data.name or "mask", field="mask")
+    parsed = mask_parse(
+        project=assignment.image.project, image=assignment.image, data=bytes(mask_data),
+        format=format, image_name=image_name, class_map=class_map,
+    )
+    if source is None:
+        source = (
+            AnnotationSource.MANUAL if parsed.format in LABEL_IMAGE_FORMATS
+            else AnnotationSource.IMPORTED
+        )
+    return annotation_submit_labels(
+        actor=actor, assignment=assignment, labels=parsed.labels, source=source,
+        instance_classes=parsed.classes, upload_format=parsed.format,
+        import_report=parsed.report, **options,
+    )
+
+
+# ---------------------------------------------------------------------------- export
+
+
+def mask_render(
+    labels: np.ndarray,
+    *,
+    format: str,
+    stem: str,
+    classes: Mapping[int, str] | None = None,
+    default_class: str | None = None,
+    image_name: str = "image.tif",
+) -> RenderedMask:
+    """Write a label image (ndarray of int, shape (H, W)) in one of ``WRITE_FORMATS``.
+
+    ``stem`` names the file (the format's suffix is appended: ``.png``, ``.tif``,
+    ``_seg.npy``, ``_rois.zip``, ``_coco.json``, ``.geojson``); ``image_name`` is the
+    image file name COCO and Cellpose record; ``default_class`` is given to instances
+    ``classes`` leaves out. An unknown format is a 400 listing the valid ones; a label
+    image the format cannot hold (over 65,535 ids in PNG) a 400.
+    """
+    _check_format(format, allowed=WRITE_FORMATS)
+    if default_class is not None:
+        ids = np.unique(labels)
+        classes = {int(i): default_class for i in ids[ids > 0]} | dict(classes or {})
+    try:
+        content = write_mask(labels, format=format, classes=classes, image_name=image_name)
+    except MaskFormatError as exc:
+        raise InvalidInput(f"cannot write this mask as {format}: {exc}", field="format") from exc
+    info = FORMAT_INFO[format]
+    return RenderedMask(content=content, content_type=info.media_type, filename=f"{stem}{info.suffix}")
+
+
+def image_file_stem(image: Image) -> str:
+    """The image's original file name without its extension (the sha256 when it has none)."""
+    name = posixpath.basename((image.original_name or "").replace("\\", "/"))
+    lowered = name.lower()
+    for ext in (".ome.tiff", ".ome.tif"):
+        if lowered.endswith(ext):
+            return name[: -len(ext)]
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    return stem or image.sha256
+
+
+def annotation_labels(annotation: Annotation) -> np.ndarray:
+    """The stored label image of an annotation (uint16 or uint32, shape (H, W))."""
+    with default_storage.open(annotation.mask.name, "rb") as fh:
+        data = fh.read()
+    return read_label_image(data, max_pixels=settings.CELLCURATE_MAX_IMAGE_PIXELS)
+
+
+def annotation_classes(annotation: Annotation) -> dict[int, str]:
+    """Class per classified instance id of an annotation."""
+    return {int(k): v for k, v in (annotation.instance_classes or {}).items()}
+
+
+def project_default_class(project: Project) -> str | None:
+    """The class given to unclassified instances where a format needs one: the first cell class."""
+    return project.cell_classes[0] if project.cell_classes else None
+
+
+def annotation_mask_render(*, annotation: Annotation, format: str) -> RenderedMask:
+    """An annotation's mask in ``format`` (caller checked the user may read it)."""
+    _check_format(format, allowed=WRITE_FORMATS)
+    image = annotation.assignment.image
+    return mask_render(
+        annotation_labels(annotation), format=format,
+        classes=annotation_classes(annotation),
+        default_class=project_default_class(image.project) if format == "coco" else None,
+        stem=f"image{image.pk}_annotation{annotation.pk}_r{annotation.revision}",
+        image_name=image.original_name or f"{image.sha256}.{image.format}",
+    )
