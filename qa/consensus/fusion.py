@@ -43,9 +43,10 @@ class Consensus:
     rejected_confidence : ndarray of float64, shape (R,)
         Posterior of those clusters being real.
     sensitivity : ndarray of float64, shape (K,)
-        Estimated probability that annotator ``j`` draws a real cell.
+        Estimated probability that annotator ``j`` draws a real cell (NaN with one mask or
+        no instances at all).
     false_positive_rate : ndarray of float64, shape (K,)
-        Estimated share of the spurious clusters that annotator ``j`` drew.
+        Estimated share of the spurious clusters that annotator ``j`` drew (NaN likewise).
     boundary_bias : ndarray of float64, shape (K,)
         Estimated systematic outline offset of annotator ``j`` in px (positive = draws
         cells too large), corrected for before the pixel vote.
@@ -130,12 +131,11 @@ def _cluster_and_judge(seqs, keys, iou_threshold, min_support, w, rescue):
         sens = fpr = np.full(k, np.nan)
     elif k == 1:
         posterior = np.ones(members.shape[0])
-        sens = np.ones(1)
-        fpr = np.full(1, np.nan)
+        sens = fpr = np.full(1, np.nan)
     else:
         initial = np.where(support >= min_support, 0.95, 0.3)
         posterior, sens, fpr, _ = detection_em(drawn, initial=initial,
-                                               relative_weight=w / w.mean())
+                                               relative_weight=w / w.max())
     keep = support >= min_support
     if rescue:
         keep |= posterior > 0.5
@@ -162,10 +162,14 @@ def fuse(masks: Sequence[np.ndarray], *, iou_threshold: float = 0.5,
         Clusters drawn by at least this many annotators are always kept. Default: a strict
         majority, ``K // 2 + 1``.
     weights : sequence of float, optional
-        Per-annotator reliability (>= 0, not all 0; only ratios matter). They weight each
-        annotator's pixel votes and its say in the outline reference, and move the priors of
-        the detection model; clusters are still judged by the image's own evidence, so a
-        cell a reliable annotator drew alone is rescued as without weights.
+        Per-annotator reliability learnt across images, e.g. each annotator's mean F1
+        against the consensus (>= 0, not all 0; only ratios matter, equal weights are the
+        same as none). They scale each annotator's pixel votes, and move the priors of the
+        detection model so that annotators weighted below the best are trusted less: their
+        lone drawings are less likely rescued and their not drawing a cell counts less
+        against it. They never gate clusters directly: what is kept is still decided by
+        each cluster's posterior, so a cell the most reliable annotator drew alone is
+        rescued at least as readily as without weights.
     rescue : bool
         Keep clusters below ``min_support`` whose posterior of being real is above 0.5.
         ``False`` gives plain support thresholding.
@@ -197,18 +201,26 @@ def fuse(masks: Sequence[np.ndarray], *, iou_threshold: float = 0.5,
        ``min_support`` or (with ``rescue``) its posterior is above 0.5: a cell that one
        reliable annotator drew alone is often real, while the lone drawings of an
        annotator whose solo instances the others never confirm are not.
-    3. **Correct outlines**: each annotator's systematic offset (px of its outline
-       outside the others' mean outline, median over clusters) is solved for under
-       ``sum_j w_j * bias_j = 0`` and subtracted from its signed distance maps.
+    3. **Correct outlines**: from the pairwise offsets between annotators' outlines in the
+       clusters they share, each annotator's systematic offset (px outside the others) and
+       outline noise variance are solved for by least squares, the offsets pinned by
+       ``sum_j bias_j = 0`` (annotations cannot say where the true outline is, only how
+       annotators differ, so the mean annotator defines it). When an offset
+       reaches 0.25 px the clustering and judging are redone on bias-corrected masks, so
+       that an eroding and a dilating annotator's drawings of one small cell still meet
+       the IoU threshold.
     4. **Vote pixels** (:mod:`qa.consensus.voting`): inside each kept cluster the
-       consensus outline is the zero level set of the weighted mean of its members'
-       corrected signed distance maps, clipped to +-3 px.
-    5. **Resolve overlaps**: a pixel claimed by two consensus instances goes to the one it
-       lies deeper inside, so touching cells stay separate; each instance keeps its
+       consensus outline is the zero level set of the mean of its members' bias-corrected
+       signed distance maps, clipped to +-3 px, weighted by ``w_j / noise_j``.
+    5. **Resolve overlaps**: well-supported clusters go first, then rescued ones by
+       decreasing posterior; a rescued cluster more than half of whose area is already
+       taken is dropped as explained by the others (a split fragment, a merged blob, or a
+       second drawing of a cell). A pixel claimed by two consensus instances goes to the
+       one it lies deeper inside, so touching cells stay separate; each instance keeps its
        largest connected piece, and instances left empty are dropped.
 
-    With one mask the consensus is that mask relabelled (every instance has support 1 and
-    confidence from the prior). All-background masks give an all-background consensus
+    With one mask the consensus is that mask relabelled in raster order (support 1,
+    confidence 1). All-background masks give an all-background consensus
     with zero instances.
 
     References
@@ -236,7 +248,7 @@ def fuse(masks: Sequence[np.ndarray], *, iou_threshold: float = 0.5,
         seqs, keys, iou_threshold, min_support, w, rescue)
     kept = members[keep]
     maps = cluster_maps(kept, seqs, boxes, shape)
-    bias, noise = solve_outlines(outline_stats(maps, k), w)
+    bias, noise = solve_outlines(outline_stats(maps, k))
     if np.abs(bias).max(initial=0.0) >= 0.25:
         # Outlines drawn too small or too large make one cell's instances miss the IoU
         # threshold; cluster again on bias-corrected masks (voting corrects on its own).
@@ -245,7 +257,7 @@ def fuse(masks: Sequence[np.ndarray], *, iou_threshold: float = 0.5,
             shifted, keys, iou_threshold, min_support, w, rescue)
         kept = members[keep]
         maps = cluster_maps(kept, seqs, boxes, shape)
-        bias, noise = solve_outlines(outline_stats(maps, k), w)
+        bias, noise = solve_outlines(outline_stats(maps, k))
     kept_idx = np.flatnonzero(keep)
     strong = support[kept_idx] >= min_support
     # strong clusters first (canonical order), then rescued ones, most probable first

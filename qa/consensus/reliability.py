@@ -15,9 +15,11 @@ when an image has few cells.
 Weights. Within one image a good annotator's lone drawings (faint cells the others
 missed) and an average annotator's lone drawings (debris) look alike; only reliability
 learnt across images tells them apart. Per-annotator ``weights`` therefore move the prior
-means on the log-odds scale by ``6 * log(w_j / mean(w))`` (the ratio clipped to 0.25..4:
-for F1-like reliabilities this is about the log ratio of error rates) and strengthen the
-priors to 20 pseudo-clusters. Equal weights give exactly the unweighted model.
+means on the log-odds scale by ``6 * log(w_j / max(w))`` (the ratio clipped at 0.25; for
+F1-like reliabilities this is about the log ratio of error rates): annotators below the
+best get a lower sensitivity and a higher false-positive prior. Because weights summarise
+many images, the priors then weigh as much as 50 clusters. Equal weights give exactly
+the unweighted model.
 
 Boundary bias and noise (the STAPLE idea of per-rater performance, applied to outlines):
 from the pairwise offsets between annotators' signed-distance outlines over the clusters
@@ -32,7 +34,7 @@ import numpy as np
 _SENS_PRIOR = 0.8
 _FP_PRIOR = 0.3
 _PRIOR_STRENGTH = 6.0
-_WEIGHTED_STRENGTH = 20.0
+_WEIGHTED_STRENGTH = 50.0
 _GAIN = 6.0
 _PI_PRIOR = (2.0, 2.0)
 
@@ -94,15 +96,13 @@ def detection_em(drawn: np.ndarray, *, initial: np.ndarray, relative_weight: np.
     return t, np.asarray(sens, np.float64), np.asarray(fpr, np.float64), float(pi)
 
 
-def solve_outlines(stats, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def solve_outlines(stats) -> tuple[np.ndarray, np.ndarray]:
     """Per-annotator boundary bias and outline noise from pairwise outline offsets.
 
     Parameters
     ----------
     stats : qa.consensus.voting.OutlineStats
         Per-cluster offsets between the outlines of every pair of annotators.
-    weights : ndarray of float, shape (K,)
-        Annotator weights (user reliabilities).
 
     Returns
     -------
@@ -117,13 +117,14 @@ def solve_outlines(stats, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     -----
     For annotators ``j``, ``k`` with per-cluster offsets ``d_jkc`` (mean of
     ``sdf_j - sdf_k`` near the outline), ``median_c d_jkc = beta_j - beta_k`` and
-    ``median_c (d_jkc - median d_jk)^2 + mean-square spread ~ sigma_j^2 + sigma_k^2``.
+    ``median_c mean((d - median_c d_jkc)^2) ~ sigma_j^2 + sigma_k^2`` (per-cell jitter and
+    wobble both count as noise).
     Both are solved by least squares over the pairs (exactly determined with three
     annotators; with two the noise is split evenly). Annotations alone cannot tell where
     the true outline is, only how the annotators differ, so the biases are pinned by
-    ``sum_j w_j beta_j = 0``: everybody is corrected to the (weighted) mean annotator.
-    (Pinning to the precision-weighted mean or the median annotator was tried on
-    simulated panels and was less accurate.)
+    ``sum_j beta_j = 0``: everybody is corrected to the mean annotator. (Pinning to the
+    reliability-weighted, the precision-weighted or the median annotator was tried on
+    simulated panels and put outlines further from the truth.)
     """
     k = stats.k
     if not stats.pairs:
@@ -142,10 +143,7 @@ def solve_outlines(stats, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     noise = np.full(k, 0.0)
     noise[has] = np.clip(var, 0.05, None)
     noise[~has] = np.median(noise[has])
-    pin = np.where(has, weights, 0.0)
-    if pin.sum() <= 0:
-        pin = has.astype(np.float64)
-    a = np.vstack([rows[:, has], 10.0 * pin[has] / pin.sum()])
+    a = np.vstack([rows[:, has], np.full(int(has.sum()), 10.0 / has.sum())])
     b = np.concatenate([rel, [0.0]])
     sol, *_ = np.linalg.lstsq(a, b, rcond=None)
     bias = np.zeros(k)
