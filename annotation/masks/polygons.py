@@ -27,12 +27,16 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import shapely
+from scipy import ndimage
 from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 
 from .labels import MaskFormatError, validate_label_image
 
 __all__ = ["classes_for", "geometry_rings", "label_image_to_polygons", "mask_to_geometry"]
+
+#: Images larger than this many pixels are traced in bands of rows.
+_BAND_PIXELS = 4_000_000
 
 
 # ----------------------------------------------------------------- mask -> polygon
@@ -235,7 +239,29 @@ def label_image_to_polygons(labels: np.ndarray) -> dict[int, BaseGeometry]:
     validate_label_image(labels, name="labels")
     if not labels.any():
         return {}
-    return _assemble(*_trace_rings(labels))
+    if labels.size <= _BAND_PIXELS:
+        return _assemble(*_trace_rings(labels))
+    # Large images are traced in bands of rows, each holding the instances whose top
+    # row falls in it (whole, however tall), to bound the memory of the edge arrays.
+    ids, inverse = np.unique(labels, return_inverse=True)
+    compact = inverse.reshape(labels.shape).astype(np.int64)
+    slices = ndimage.find_objects(compact)
+    tops = np.array([s[0].start for s in slices])
+    bottoms = np.array([s[0].stop for s in slices])
+    band = max(1, _BAND_PIXELS // labels.shape[1])
+    out: dict[int, BaseGeometry] = {}
+    for r0 in range(0, labels.shape[0], band):
+        chosen = np.flatnonzero((tops >= r0) & (tops < r0 + band)) + 1
+        if chosen.size == 0:
+            continue
+        r1 = int(bottoms[chosen - 1].max())
+        crop = compact[r0:r1]
+        sub = np.where(np.isin(crop, chosen), crop, 0)
+        ring_label, ring_start, xy = _trace_rings(sub)
+        xy[:, 1] += r0
+        for key, geom in _assemble(ring_label, ring_start, xy).items():
+            out[int(ids[key])] = geom
+    return dict(sorted(out.items()))
 
 
 def geometry_rings(geom: BaseGeometry) -> list[tuple[np.ndarray, list[np.ndarray]]]:

@@ -206,3 +206,14 @@ def test_diagonal_pixels_are_two_parts_and_corner_hole_stays_a_hole():
     geom = label_image_to_polygons(m)[1]
     assert geom.is_valid and geom.geom_type == "Polygon"
     assert len(geom.interiors) == 1 and Polygon(geom.interiors[0]).area == 1.0
+
+
+def test_large_images_traced_in_bands_give_the_same_polygons(monkeypatch):
+    import annotation.masks.polygons as polygons
+
+    m = stardist_mask()
+    whole = label_image_to_polygons(m)
+    monkeypatch.setattr(polygons, "_BAND_PIXELS", 512 * 20)  # 20-row bands
+    banded = label_image_to_polygons(m)
+    assert list(banded) == list(whole)
+    assert all(banded[k].equals(whole[k]) for k in whole)
