@@ -314,6 +314,39 @@ def coco_from_document(doc: Any, *, limits: Limits = DEFAULT_LIMITS) -> dict[str
 # -------------------------------------------------------------------------- write
 
 
+def _column_major_pixels(labels: np.ndarray) -> dict[int, np.ndarray]:
+    """Sorted column-major pixel indices of every instance (one sort for all)."""
+    flat = labels.ravel(order="F")
+    order = np.argsort(flat, kind="stable")
+    values = flat[order]
+    cuts = np.flatnonzero(np.diff(values)) + 1
+    starts = np.concatenate([[0], cuts])
+    return {
+        int(values[a]): order[a:b]
+        for a, b in zip(starts, np.concatenate([cuts, [flat.size]]), strict=True)
+        if values[a] != 0
+    }
+
+
+def _rle_from_indices(idx: np.ndarray, h: int, w: int) -> dict[str, Any]:
+    """Compressed COCO RLE of the pixels at sorted column-major indices ``idx``."""
+    from pycocotools import mask as mask_utils
+
+    breaks = np.flatnonzero(np.diff(idx) != 1)
+    run_start = idx[np.concatenate([[0], breaks + 1])]
+    run_end = idx[np.concatenate([breaks, [idx.size - 1]])] + 1
+    gaps = run_start - np.concatenate([[0], run_end[:-1]])
+    counts = np.empty(2 * run_start.size + 1, dtype=np.int64)
+    counts[0:-1:2] = gaps
+    counts[1::2] = run_end - run_start
+    counts[-1] = h * w - run_end[-1]
+    if counts[-1] == 0:  # pycocotools writes no empty final run
+        counts = counts[:-1]
+    # frPyObjects only re-encodes the given runs as a string; it decodes nothing.
+    rle = mask_utils.frPyObjects({"size": [h, w], "counts": counts.tolist()}, h, w)
+    return {"size": [h, w], "counts": rle["counts"].decode("ascii")}
+
+
 def write_coco(
     images: Sequence[CocoImage],
     *,
@@ -360,13 +393,14 @@ def write_coco(
     for image_id, img in enumerate(images, start=1):
         h, w = img.labels.shape
         out_images.append({"id": image_id, "file_name": img.file_name, "width": w, "height": h})
+        pixels = None
         for label, geom in label_image_to_polygons(img.labels).items():
             ann_id += 1
             rings = geometry_rings(geom)
-            mask = None
             if segmentation == "rle" or any(holes for _, holes in rings):
-                mask = img.labels == label
-                seg: Any = encode_rle(mask)
+                if pixels is None:
+                    pixels = _column_major_pixels(img.labels)
+                seg: Any = _rle_from_indices(pixels[label], h, w)
             else:
                 seg = [[float(v) for v in ext.ravel()] for ext, _ in rings]
             x0, y0, x1, y1 = geom.bounds
