@@ -25,17 +25,20 @@ class AnnotationScore:
     """One annotation judged against the consensus of the *other* annotations.
 
     The reference is the fused annotations of the others (:mod:`qa.noise.reference`);
-    its cells are those a reliability-weighted share of at least 1/2 of the others drew.
+    its cells are those a reliability-weighted share ``s >= 1/2`` of the others drew, and
+    its *sure* cells those with ``s >= 0.75`` (with two equally reliable others: both;
+    when the others agree on no cell, the reference cells stand in).
 
     Attributes
     ----------
     annotator : int
         Index of the annotation in the ``masks`` passed in.
     quality : float
-        Overall quality in 0..1 (1 = indistinguishable from the others' consensus):
-        ``recall_sure * plausible * iou_sure``. See :func:`score_annotations`.
+        Overall quality in 0..1, 1 = indistinguishable from the others' consensus:
+        ``recall_sure * plausible * iou_sure * registration``.
     f1 : float
-        F1 of one-to-one IoU >= 0.5 matching against the reference; 1.0 when both are empty.
+        F1 of one-to-one IoU >= threshold matching against the reference; 1.0 when both
+        are empty.
     mean_iou : float
         Mean IoU of the matched cells; 0.0 when none matched.
     n_cells : int
@@ -52,18 +55,24 @@ class AnnotationScore:
         Reference cells of which more than half of each of two or more cells of this
         annotation lie inside.
     boundary : int
-        Cells drawn with a shifted outline: matched with IoU below 0.7, or paired
-        with the same reference cell but below the matching threshold.
+        Cells drawn with a shifted outline: matched with IoU below 0.7, or paired with the
+        same reference cell below the matching threshold.
     recall_sure : float
-        Share of the *sure* reference cells (drawn by a weighted share >= 0.75 of the
-        others) that this annotation drew as a cell of their own (matched, or paired with
-        a shifted outline; not merged or split); 1.0 when there are none.
+        Share of the sure cells this annotation drew in any form (matched, with a shifted
+        outline, merged or split); 1.0 when there are none.
     plausible : float
-        Share of this annotation's cells that touch some cell of another annotator;
+        Share of this annotation's cells that overlap some cell of another annotator;
         1.0 when it has no cells.
     iou_sure : float
-        Mean IoU of this annotation's matches to sure reference cells; 1.0 when there are
+        Mean IoU of this annotation's one-to-one matches to sure cells; 1.0 when there are
         no sure cells, 0.0 when there are some but none is matched.
+    offset_px : float
+        Length in px of the median displacement between the centroids of the sure cells
+        and of this annotation's cell overlapping each most (0.0 with fewer than three
+        such pairs): a whole mask drawn or uploaded out of register.
+    registration : float
+        ``max(0, 1 - offset_px / r)`` with ``r`` the median equivalent radius of the sure
+        cells; 1.0 when there are none.
     """
 
     annotator: int
@@ -80,6 +89,8 @@ class AnnotationScore:
     recall_sure: float
     plausible: float
     iou_sure: float
+    offset_px: float
+    registration: float
 
 
 def score_annotations(
@@ -118,15 +129,21 @@ def score_annotations(
     For annotation ``i`` the other annotations are fused (every cluster kept) and each
     fused cell gets the share ``s`` of the others, weighted by reliability, who drew it.
     Cells with ``s >= 1/2`` form the reference behind ``f1``, ``mean_iou`` and the
-    counts. ``quality`` multiplies three rates chosen so that each kind of gross damage
-    shows up in one of them while ordinary disagreement about faint or ambiguous cells
-    (which the others do not agree on either) does not:
+    counts. ``quality`` multiplies four rates, each chosen so that one kind of gross
+    damage shows in it while ordinary disagreement about faint or ambiguous cells (which
+    the others do not agree on either) does not:
 
-    - ``recall_sure``: share of the cells the others agree on (``s >= 0.75``) drawn as
-      cells of their own; catches cells left out, merged or split;
+    - ``recall_sure``: share of the cells the others agree on that were drawn at all;
+      catches cells left out (a partial upload, a forgotten region);
     - ``plausible``: share of the annotation's cells that overlap any cell of any other
       annotator; catches invented cells;
-    - ``iou_sure``: mean IoU on the sure cells; catches shifted or sloppy outlines.
+    - ``iou_sure``: mean IoU on the cells the others agree on; catches sloppy or
+      systematically grown or shrunk outlines;
+    - ``registration``: one minus the whole-mask displacement as a share of the typical
+      cell radius; catches a mask out of register with its image.
+
+    Merges and splits lower ``f1`` and are counted, but do not lower ``quality``: the
+    cells are there, and a careful annotator's merge of two touching cells is common.
 
     Judging against a strict majority of the others is too harsh with three annotators
     (two others must both agree); weighting by reliability keeps a cell that the more
@@ -160,25 +177,29 @@ def _score_one(
 ) -> AnnotationScore:
     hard = compare_labels(ref.certain(), mask, iou_threshold=iou_threshold)
     full = compare_labels(ref.labels, mask, iou_threshold=iou_threshold)
+    ov = instance_overlaps(ref.labels, mask)
 
     sure = ref.ids[ref.share >= SURE_SHARE]
-    # Only cells drawn as a cell of their own count: merged and split ones do not.
-    found = np.concatenate([full.matched[:, 0], full.poor[:, 0]])
-    recall_sure = float(np.isin(sure, found).mean()) if sure.size else 1.0
+    if sure.size == 0:  # the others agree on no cell: the plain reference stands in
+        sure = ref.ids[ref.share >= 0.5]
+    drawn = np.concatenate(
+        [full.matched[:, 0], full.poor[:, 0], np.asarray([r for r, _ in full.split], np.int64)]
+        + [np.asarray(rs, np.int64) for _, rs in full.merged]
+    )
+    recall_sure = float(np.isin(sure, drawn).mean()) if sure.size else 1.0
     on_sure = np.isin(full.matched[:, 0], sure)
     if sure.size == 0:
         iou_sure = 1.0
     else:
         iou_sure = float(full.matched_ious[on_sure].mean()) if on_sure.any() else 0.0
-
-    ov = instance_overlaps(ref.labels, mask)
     n_cells = int(ov.labels_b.size)
-    touched = np.unique(ov.pairs[:, 1]).size
-    plausible = touched / n_cells if n_cells else 1.0
+    plausible = np.unique(ov.pairs[:, 1]).size / n_cells if n_cells else 1.0
+    offset_px, radius = registration_offset(ref.labels, mask, ov, sure)
+    registration = max(0.0, 1.0 - offset_px / radius) if radius > 0 else 1.0
 
     return AnnotationScore(
         annotator=i,
-        quality=float(np.clip(recall_sure * plausible * iou_sure, 0.0, 1.0)),
+        quality=float(np.clip(recall_sure * plausible * iou_sure * registration, 0.0, 1.0)),
         f1=hard.f1,
         mean_iou=float(hard.matched_ious.mean()) if hard.matched_ious.size else 0.0,
         n_cells=n_cells,
@@ -191,4 +212,39 @@ def _score_one(
         recall_sure=recall_sure,
         plausible=float(plausible),
         iou_sure=iou_sure,
+        offset_px=offset_px,
+        registration=float(registration),
     )
+
+
+def centroids(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """(row, col) centroid of each given id, shape (n, 2) float64 (ids must be present)."""
+    flat = labels.ravel().astype(np.int64)
+    top = int(flat.max(initial=0)) + 1
+    rows, cols = np.indices(labels.shape)
+    area = np.bincount(flat, minlength=top).astype(float)
+    cy = np.bincount(flat, weights=rows.ravel(), minlength=top)
+    cx = np.bincount(flat, weights=cols.ravel(), minlength=top)
+    return np.stack([cy[ids] / area[ids], cx[ids] / area[ids]], axis=1)
+
+
+def registration_offset(
+    reference: np.ndarray, mask: np.ndarray, ov, sure: np.ndarray
+) -> tuple[float, float]:
+    """Length of the median centroid displacement from sure reference cells to their best
+    overlapping cell of ``mask``, and the median equivalent radius of the sure cells (px)."""
+    if sure.size == 0 or ov.pairs.shape[0] == 0:
+        return 0.0, 0.0
+    ids_r = ov.labels_a
+    radius = float(np.sqrt(np.median(ov.areas_a[np.isin(ids_r, sure)]) / np.pi))
+    best: dict[int, tuple[int, int]] = {}
+    for (a, b), inter in zip(ov.pairs, ov.intersections, strict=True):
+        if int(ids_r[a]) in best and best[int(ids_r[a])][1] >= inter:
+            continue
+        best[int(ids_r[a])] = (int(ov.labels_b[b]), int(inter))
+    rs = np.asarray([r for r in sure.tolist() if r in best], dtype=np.int64)
+    if rs.size < 3:
+        return 0.0, radius
+    cs = np.asarray([best[int(r)][0] for r in rs], dtype=np.int64)
+    d = centroids(mask, cs) - centroids(reference, rs)
+    return float(np.hypot(*np.median(d, axis=0))), radius

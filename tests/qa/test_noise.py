@@ -191,15 +191,32 @@ def test_scores_of_merge_spurious_and_split():
     m = score_annotations([a, a.copy(), merged()])[2]
     assert (m.merged, m.missed, m.spurious, m.n_cells) == (1, 0, 0, 2)
     assert m.f1 == pytest.approx(2 * 2 / 5)  # the merged cell still matches cell 2 (IoU 0.6)
-    assert m.quality == pytest.approx(1 / 3)  # 1 of 3 sure cells drawn on its own
+    # merged cells are drawn (recall 1) but only cell 3 is matched one-to-one (IoU 1)
+    assert (m.recall_sure, m.iou_sure, m.quality) == (1.0, 1.0, 1.0)
     e = score_annotations([a, a.copy(), extra()])[2]
     assert (e.spurious, e.n_cells) == (1, 4)
     assert e.f1 == pytest.approx(6 / 7)
     assert e.plausible == pytest.approx(3 / 4)
     assert e.quality == pytest.approx(3 / 4)
     s = score_annotations([a, a.copy(), split()])[2]
-    assert (s.split, s.merged, s.n_cells) == (1, 0, 4)
-    assert s.quality == pytest.approx(2 / 3)
+    # one half of the split cell still matches it at IoU 0.5
+    assert (s.split, s.merged, s.n_cells, s.f1) == (1, 0, 4, pytest.approx(6 / 7))
+    assert s.quality == 1.0
+
+
+def test_shifted_mask_loses_registration():
+    a = np.zeros((30, 30), np.uint16)
+    for n, (y, x) in enumerate([(2, 2), (2, 14), (14, 2), (14, 14)], start=1):
+        a[y:y + 10, x:x + 10] = n
+    shifted = np.zeros_like(a)
+    shifted[:, 3:] = a[:, :-3]  # every cell 3 px to the right
+    s = score_annotations([a, a.copy(), shifted])[2]
+    assert s.offset_px == pytest.approx(3.0)
+    radius = np.sqrt(100 / np.pi)
+    assert s.registration == pytest.approx(1 - 3 / radius)
+    assert s.iou_sure == pytest.approx(70 / 130)
+    assert s.quality == pytest.approx((1 - 3 / radius) * 70 / 130)
+    assert score_annotations([a, a.copy(), a.copy()])[2].offset_px == 0.0
 
 
 def test_leave_one_out_excludes_the_annotation_itself():
@@ -287,18 +304,17 @@ def test_model_disagreement_hand_case():
 
 def test_reliability_uses_gold_truth():
     a = base()
-    bad = merged()
-    # without gold, annotators 0 and 1 (identical) outvote 2; with a gold image saying the
-    # merged drawing is right, the ranking turns round
-    truth = bad.copy()
-    per_image = [[a, a.copy(), bad]]
+    short = missing()
+    # without gold, annotators 0 and 1 (identical) outvote 2, who left out cell 3; a gold
+    # image saying cell 3 is not a cell turns the ranking round
+    per_image = [[a, a.copy(), short]]
     rel = annotator_reliability(per_image)
     assert rel.ranking.tolist() == [0, 1, 2]
-    assert rel.reliability[2] == pytest.approx(1 / 3)
-    gold = annotator_reliability(per_image, gold=[truth])
+    assert rel.reliability.tolist() == pytest.approx([1.0, 1.0, 2 / 3])
+    gold = annotator_reliability(per_image, gold=[short.copy()])
     assert gold.ranking.tolist() == [2, 0, 1]
-    # against the truth, 0 and 1 split its cell 7: one of two true cells drawn on its own
-    assert gold.reliability.tolist() == pytest.approx([0.5, 0.5, 1.0])
+    assert gold.reliability.tolist() == pytest.approx([2 / 3, 2 / 3, 1.0])
+    assert gold.precision.tolist() == pytest.approx([2 / 3, 2 / 3, 1.0])
     assert gold.gold.tolist() == [True]
 
 
