@@ -71,6 +71,7 @@ __all__ = [
     "classes_map_to_project",
     "image_file_stem",
     "mask_entries_read",
+    "mask_format_check",
     "mask_limits",
     "mask_parse",
     "mask_render",
@@ -153,7 +154,8 @@ def mask_limits() -> Limits:
     )
 
 
-def _check_format(format: str, *, allowed, field: str = "format") -> str:
+def mask_format_check(format: str, *, allowed, field: str = "format") -> str:
+    """``format`` if it is one of ``allowed``, else a 400 listing them."""
     if format == "auto" and "auto" in allowed:
         return format
     if format not in allowed:
@@ -260,7 +262,7 @@ def mask_parse(
     images (default: the only entry, else the one named like the image). A caller that
     already read a multi-image file passes the ``entry`` and ``detected`` format.
     """
-    _check_format(format, allowed=("auto", *MASK_FORMATS))
+    mask_format_check(format, allowed=("auto", *MASK_FORMATS))
     shape = (image.height, image.width)
     try:
         if entry is None:
@@ -347,7 +349,7 @@ def mask_render(
     ``classes`` leaves out. An unknown format is a 400 listing the valid ones; a label
     image the format cannot hold (over 65,535 ids in PNG) a 400.
     """
-    _check_format(format, allowed=WRITE_FORMATS)
+    mask_format_check(format, allowed=WRITE_FORMATS)
     if default_class is not None:
         ids = np.unique(labels)
         classes = {int(i): default_class for i in ids[ids > 0]} | dict(classes or {})
@@ -389,7 +391,7 @@ def project_default_class(project: Project) -> str | None:
 
 def annotation_mask_render(*, annotation: Annotation, format: str) -> RenderedMask:
     """An annotation's mask in ``format`` (caller checked the user may read it)."""
-    _check_format(format, allowed=WRITE_FORMATS)
+    mask_format_check(format, allowed=WRITE_FORMATS)
     image = annotation.assignment.image
     return mask_render(
         annotation_labels(annotation), format=format,
