@@ -43,19 +43,31 @@ def sequential_labels(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return seq, ids.astype(np.int64)
 
 
-def instance_keys(seq: np.ndarray, boxes: Sequence[tuple[slice, slice] | None]) -> list[tuple]:
-    """A geometric key per instance (bbox and area) that does not depend on ids or order."""
+def instance_ranks(seqs: Sequence[np.ndarray], boxes) -> list[np.ndarray]:
+    """A rank per instance by geometry (bbox, then area), independent of ids and order.
+
+    Returns one int64 array per annotator, ``ranks[j][i - 1]`` for instance ``i``; equal
+    geometry gets equal rank.
+    """
     keys = []
-    for i, sl in enumerate(boxes, start=1):
-        if sl is None:
-            keys.append((-1, -1, -1, -1, 0))
-            continue
-        area = int(np.count_nonzero(seq[sl] == i))
-        keys.append((sl[0].start, sl[1].start, sl[0].stop, sl[1].stop, area))
-    return keys
+    for j, (seq, bx) in enumerate(zip(seqs, boxes, strict=True)):
+        for i, sl in enumerate(bx, start=1):
+            if sl is None:
+                keys.append((-1, -1, -1, -1, 0, j, i))
+            else:
+                area = int(np.count_nonzero(seq[sl] == i))
+                keys.append((sl[0].start, sl[1].start, sl[0].stop, sl[1].stop, area, j, i))
+    keys.sort()
+    ranks = [np.zeros(len(bx), np.int64) for bx in boxes]
+    rank, previous = -1, None
+    for key in keys:
+        if key[:5] != previous:
+            rank, previous = rank + 1, key[:5]
+        ranks[key[5]][key[6] - 1] = rank
+    return ranks
 
 
-def cluster_instances(seqs: Sequence[np.ndarray], keys: Sequence[Sequence[tuple]], *,
+def cluster_instances(seqs: Sequence[np.ndarray], ranks: Sequence[np.ndarray], *,
                       iou_threshold: float) -> np.ndarray:
     """Group instances of several sequentially labelled masks into clusters.
 
@@ -63,9 +75,9 @@ def cluster_instances(seqs: Sequence[np.ndarray], keys: Sequence[Sequence[tuple]
     ----------
     seqs : sequence of ndarray of uint32, shape (H, W)
         One sequentially labelled (1..n_j) mask per annotator.
-    keys : sequence of sequence of tuple
-        ``keys[j][i - 1]`` is the geometric key of instance ``i`` of annotator ``j``
-        (:func:`instance_keys`), used to break IoU ties independently of annotator order.
+    ranks : sequence of ndarray of int64
+        ``ranks[j][i - 1]`` is the geometric rank of instance ``i`` of annotator ``j``
+        (:func:`instance_ranks`), used to break IoU ties independently of annotator order.
     iou_threshold : float
         Smallest IoU of an edge.
 
@@ -73,50 +85,55 @@ def cluster_instances(seqs: Sequence[np.ndarray], keys: Sequence[Sequence[tuple]
     -------
     ndarray of int64, shape (C, K)
         ``members[c, j]`` is the sequential label annotator ``j`` contributed to cluster
-        ``c``, or 0. Clusters are sorted by the smallest key of their members.
+        ``c``, or 0. Clusters are sorted by the smallest rank of their members.
     """
     k = len(seqs)
-    sizes = [len(kj) for kj in keys]
+    sizes = [len(r) for r in ranks]
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     n_nodes = int(offsets[-1])
     owner = np.repeat(np.arange(k), sizes)
-    edges: list[tuple] = []
+    flat_rank = np.concatenate(list(ranks)) if n_nodes else np.zeros(0, np.int64)
+    us, vs, ious = [], [], []
     for a in range(k):
         for b in range(a + 1, k):
             if sizes[a] == 0 or sizes[b] == 0:
                 continue
             ov = instance_overlaps(seqs[a], seqs[b])
             hit = ov.ious >= iou_threshold
-            for (ia, ib), iou in zip(ov.pairs[hit], ov.ious[hit], strict=True):
-                u = int(offsets[a] + ov.labels_a[ia] - 1)
-                v = int(offsets[b] + ov.labels_b[ib] - 1)
-                ku, kv = keys[a][ov.labels_a[ia] - 1], keys[b][ov.labels_b[ib] - 1]
-                edges.append((-round(float(iou), 12), min(ku, kv), max(ku, kv), u, v))
-    edges.sort()
-
+            us.append(offsets[a] + ov.labels_a[ov.pairs[hit, 0]] - 1)
+            vs.append(offsets[b] + ov.labels_b[ov.pairs[hit, 1]] - 1)
+            ious.append(ov.ious[hit])
     parent = list(range(n_nodes))
-    annotators = [1 << int(owner[i]) for i in range(n_nodes)]
+    if us:
+        u, v, iou = np.concatenate(us), np.concatenate(vs), np.concatenate(ious)
+        lo = np.minimum(flat_rank[u], flat_rank[v])
+        hi = np.maximum(flat_rank[u], flat_rank[v])
+        order = np.lexsort((hi, lo, -np.round(iou, 12)))
+        annotators = [1 << int(o) for o in owner]
 
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
+        def find(x: int) -> int:
+            while parent[x] != x:
+                parent[x] = parent[parent[x]]
+                x = parent[x]
+            return x
 
-    for *_, u, v in edges:
-        ru, rv = find(u), find(v)
-        if ru != rv and not annotators[ru] & annotators[rv]:
-            parent[rv] = ru
-            annotators[ru] |= annotators[rv]
-
-    groups: dict[int, list[int]] = {}
-    for node in range(n_nodes):
-        groups.setdefault(find(node), []).append(node)
-    flat_keys = [key for kj in keys for key in kj]
-    ordered = sorted(groups.values(), key=lambda g: min(flat_keys[n] for n in g))
-    members = np.zeros((len(ordered), k), np.int64)
-    for c, group in enumerate(ordered):
-        for node in group:
-            j = int(owner[node])
-            members[c, j] = node - offsets[j] + 1
+        for eu, ev in zip(u[order].tolist(), v[order].tolist(), strict=True):
+            ru, rv = find(eu), find(ev)
+            if ru != rv and not annotators[ru] & annotators[rv]:
+                parent[rv] = ru
+                annotators[ru] |= annotators[rv]
+        roots = np.array([find(x) for x in range(n_nodes)], np.int64)
+    else:
+        roots = np.arange(n_nodes, dtype=np.int64)
+    if n_nodes == 0:
+        return np.zeros((0, k), np.int64)
+    first = np.full(n_nodes, np.iinfo(np.int64).max)
+    np.minimum.at(first, roots, flat_rank)
+    unique_roots = np.unique(roots)
+    order = unique_roots[np.lexsort((unique_roots, first[unique_roots]))]
+    cluster_of = np.zeros(n_nodes, np.int64)
+    cluster_of[order] = np.arange(order.size)
+    members = np.zeros((order.size, k), np.int64)
+    local = np.arange(n_nodes) - offsets[owner] + 1
+    members[cluster_of[roots], owner] = local
     return members

@@ -11,9 +11,15 @@ from scipy import ndimage as ndi
 
 from qa.metrics.validation import require_iou_threshold, require_label_image
 
-from .clustering import cluster_instances, instance_keys, sequential_labels
+from .clustering import cluster_instances, instance_ranks, sequential_labels
 from .reliability import detection_em, solve_outlines
-from .voting import cluster_maps, outline_stats, shift_outlines, vote_and_resolve
+from .voting import (
+    cluster_maps,
+    corrected_labels,
+    instance_maps,
+    outline_stats,
+    vote_and_resolve,
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -236,27 +242,27 @@ def fuse(masks: Sequence[np.ndarray], *, iou_threshold: float = 0.5,
     w = _check_weights(weights, k)
     shape = arrays[0].shape
 
-    seqs, ids, boxes, keys = [], [], [], []
+    seqs, ids, boxes = [], [], []
     for m in arrays:
         seq, original = sequential_labels(m)
-        bx = ndi.find_objects(seq, max_label=len(original))
         seqs.append(seq)
         ids.append(original)
-        boxes.append(bx)
-        keys.append(instance_keys(seq, bx))
+        boxes.append(ndi.find_objects(seq, max_label=len(original)))
+    keys = instance_ranks(seqs, boxes)
     members, support, posterior, sens, fpr, keep = _cluster_and_judge(
         seqs, keys, iou_threshold, min_support, w, rescue)
     kept = members[keep]
-    maps = cluster_maps(kept, seqs, boxes, shape)
+    inst = [instance_maps(seq, bx, shape) for seq, bx in zip(seqs, boxes, strict=True)]
+    maps = cluster_maps(kept, inst, shape)
     bias, noise = solve_outlines(outline_stats(maps, k))
     if np.abs(bias).max(initial=0.0) >= 0.25:
         # Outlines drawn too small or too large make one cell's instances miss the IoU
         # threshold; cluster again on bias-corrected masks (voting corrects on its own).
-        shifted = [shift_outlines(seq, -b) for seq, b in zip(seqs, bias, strict=True)]
+        shifted = [corrected_labels(im, -b, shape) for im, b in zip(inst, bias, strict=True)]
         members, support, posterior, sens, fpr, keep = _cluster_and_judge(
             shifted, keys, iou_threshold, min_support, w, rescue)
         kept = members[keep]
-        maps = cluster_maps(kept, seqs, boxes, shape)
+        maps = cluster_maps(kept, inst, shape)
         bias, noise = solve_outlines(outline_stats(maps, k))
     kept_idx = np.flatnonzero(keep)
     strong = support[kept_idx] >= min_support

@@ -18,7 +18,9 @@ import numpy as np
 from scipy import ndimage as ndi
 
 CLIP = 3.0
-_PAD = int(CLIP) + 3  # crop margin: beyond it a clipped, bias-corrected map stays < 0
+_PAD = int(CLIP) + 2  # crop margin: outlines corrected by up to 2 px stay inside it
+_FAR = -(CLIP + 3.0)  # value of a map beyond its crop (at least _PAD - 0.5 px outside)
+_GAP = _PAD + 1  # spacing between packed crops: nearer pixels always belong to their own
 
 
 def signed_distance(mask: np.ndarray) -> np.ndarray:
@@ -33,6 +35,61 @@ def signed_distance(mask: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True, eq=False)
+class InstanceMap:
+    """Signed distance map of one instance on its padded bounding box."""
+
+    window: tuple[slice, slice]
+    sdf: np.ndarray  # float32, window shape; > 0 inside
+
+
+def instance_maps(seq: np.ndarray, boxes, shape) -> list[InstanceMap]:
+    """Signed distance maps of every instance of one sequentially labelled mask.
+
+    All crops are packed side by side, ``_GAP`` px apart, into one canvas, so that two
+    distance transforms serve every instance (one per crop would cost ~100 us each).
+    Distances up to ``_PAD`` px are exact; farther ones only need to stay far.
+    """
+    crops, windows = [], []
+    for i, sl in enumerate(boxes, start=1):
+        if sl is None:
+            crops.append(None)
+            windows.append(None)
+            continue
+        win = (slice(max(sl[0].start - _PAD, 0), min(sl[0].stop + _PAD, shape[0])),
+               slice(max(sl[1].start - _PAD, 0), min(sl[1].stop + _PAD, shape[1])))
+        windows.append(win)
+        crops.append(seq[win] == i)
+    present = [i for i, c in enumerate(crops) if c is not None]
+    if not present:
+        return [None] * len(crops)
+    # shelf packing, tallest first
+    order = sorted(present, key=lambda i: -crops[i].shape[0])
+    width = max(max(crops[i].shape[1] for i in present) + 2 * _GAP,
+                int(np.sqrt(sum((crops[i].shape[0] + _GAP) * (crops[i].shape[1] + _GAP)
+                                for i in present)) * 1.3))
+    places = {}
+    x = y = _GAP
+    shelf = 0
+    for i in order:
+        h, w = crops[i].shape
+        if x + w + _GAP > width:
+            x, y, shelf = _GAP, y + shelf + _GAP, 0
+        places[i] = (y, x)
+        x += w + _GAP
+        shelf = max(shelf, h)
+    canvas = np.zeros((y + shelf + _GAP, width), bool)
+    for i in present:
+        (py, px), (h, w) = places[i], crops[i].shape
+        canvas[py:py + h, px:px + w] = crops[i]
+    sdf = signed_distance(canvas)
+    out: list[InstanceMap | None] = [None] * len(crops)
+    for i in present:
+        (py, px), (h, w) = places[i], crops[i].shape
+        out[i] = InstanceMap(windows[i], sdf[py:py + h, px:px + w])
+    return out
+
+
+@dataclass(frozen=True, eq=False)
 class ClusterMaps:
     """Signed distance maps of one cluster's members on a common crop."""
 
@@ -41,19 +98,47 @@ class ClusterMaps:
     sdfs: tuple[np.ndarray, ...]  # float32, crop shape, unclipped and uncorrected
 
 
-def cluster_maps(members: np.ndarray, seqs, boxes, shape) -> list[ClusterMaps]:
-    """Signed distance maps for every cluster (row of ``members``)."""
+def cluster_maps(members: np.ndarray, inst_maps, shape) -> list[ClusterMaps]:
+    """Signed distance maps of every cluster's members on the union of their windows."""
     out = []
     for row in members:
         js = np.flatnonzero(row)
-        y0 = min(boxes[j][row[j] - 1][0].start for j in js)
-        x0 = min(boxes[j][row[j] - 1][1].start for j in js)
-        y1 = max(boxes[j][row[j] - 1][0].stop for j in js)
-        x1 = max(boxes[j][row[j] - 1][1].stop for j in js)
-        win = (slice(max(y0 - _PAD, 0), min(y1 + _PAD, shape[0])),
-               slice(max(x0 - _PAD, 0), min(x1 + _PAD, shape[1])))
-        sdfs = tuple(signed_distance(np.pad(seqs[j][win] == row[j], 1))[1:-1, 1:-1] for j in js)
-        out.append(ClusterMaps(win, tuple(int(j) for j in js), sdfs))
+        ims = [inst_maps[j][row[j] - 1] for j in js]
+        y0 = min(m.window[0].start for m in ims)
+        x0 = min(m.window[1].start for m in ims)
+        y1 = max(m.window[0].stop for m in ims)
+        x1 = max(m.window[1].stop for m in ims)
+        win = (slice(y0, y1), slice(x0, x1))
+        sdfs = []
+        for m in ims:
+            if m.window == win:
+                sdfs.append(m.sdf)
+                continue
+            full = np.full((y1 - y0, x1 - x0), _FAR, np.float32)
+            full[m.window[0].start - y0:m.window[0].stop - y0,
+                 m.window[1].start - x0:m.window[1].stop - x0] = m.sdf
+            sdfs.append(full)
+        out.append(ClusterMaps(win, tuple(int(j) for j in js), tuple(sdfs)))
+    return out
+
+
+def corrected_labels(inst_maps, amount: float, shape) -> np.ndarray:
+    """A label image with every outline moved outwards by ``amount`` px (< 0: inwards).
+
+    Used to bias-correct a whole annotation before clustering again; where moved
+    instances meet, a pixel goes to the instance it lies deeper in.
+    """
+    out = np.zeros(shape, np.uint32)
+    best = np.full(shape, -np.inf, np.float32)
+    for i, m in enumerate(inst_maps, start=1):
+        if m is None:
+            continue
+        value = m.sdf + np.float32(amount)
+        claim = (value > 0) & (value > best[m.window])
+        if not claim.any():
+            continue
+        best[m.window][claim] = value[claim]
+        out[m.window][claim] = i
     return out
 
 
@@ -78,19 +163,21 @@ def outline_stats(maps: list[ClusterMaps], k: int) -> OutlineStats:
     offsets: dict[tuple[int, int], list[float]] = {}
     squares: dict[tuple[int, int], list[float]] = {}
     for cm in maps:
-        if len(cm.annotators) < 2:
+        m = len(cm.annotators)
+        if m < 2:
             continue
-        clipped = [np.clip(s, -CLIP, CLIP) for s in cm.sdfs]
-        for i1 in range(len(cm.annotators)):
-            for i2 in range(i1 + 1, len(cm.annotators)):
-                a, b = clipped[i1], clipped[i2]
-                band = np.abs(a + b) <= 2.0
-                if not band.any():
-                    continue
-                d = a[band] - b[band]
-                key = (cm.annotators[i1], cm.annotators[i2])
-                offsets.setdefault(key, []).append(float(d.mean()))
-                squares.setdefault(key, []).append(float(np.mean(d * d)))
+        stack = np.clip(np.stack(cm.sdfs), -CLIP, CLIP).reshape(m, -1)
+        ii, jj = np.triu_indices(m, 1)
+        a, b = stack[ii], stack[jj]
+        band = np.abs(a + b) <= 2.0
+        d = np.where(band, a - b, 0.0)
+        n = band.sum(axis=1)
+        mean = d.sum(axis=1) / np.maximum(n, 1)
+        sq = (d * d).sum(axis=1) / np.maximum(n, 1)
+        for p in np.flatnonzero(n):
+            key = (cm.annotators[ii[p]], cm.annotators[jj[p]])
+            offsets.setdefault(key, []).append(float(mean[p]))
+            squares.setdefault(key, []).append(float(sq[p]))
     keys = tuple(sorted(offsets))
     return OutlineStats(k, keys, tuple(np.array(offsets[p]) for p in keys),
                         tuple(np.array(squares[p]) for p in keys))
@@ -157,28 +244,3 @@ def vote_and_resolve(maps: list[ClusterMaps], bias: np.ndarray, weights: np.ndar
             owner[cm.window][mine & (lab != 1 + int(np.argmax(sizes)))] = 0
     return owner, explained
 
-
-def shift_outlines(seq: np.ndarray, amount: float) -> np.ndarray:
-    """Move every instance outline of a label image outwards by ``amount`` px (< 0: inwards).
-
-    Used to bias-correct a whole annotation before clustering. Growth goes to the nearest
-    instance and never into another instance; shrinking measures depth to the nearest pixel
-    of any other label, so touching instances shrink away from each other too.
-    """
-    if amount > 0:
-        dist, (iy, ix) = ndi.distance_transform_edt(seq == 0, return_indices=True)
-        grow = (seq == 0) & (dist < amount + 0.5)
-        out = seq.copy()
-        out[grow] = seq[iy[grow], ix[grow]]
-        return out
-    if amount < 0:
-        interior = seq > 0
-        interior[1:, :] &= seq[1:, :] == seq[:-1, :]
-        interior[:-1, :] &= seq[:-1, :] == seq[1:, :]
-        interior[:, 1:] &= seq[:, 1:] == seq[:, :-1]
-        interior[:, :-1] &= seq[:, :-1] == seq[:, 1:]
-        depth = ndi.distance_transform_edt(interior)
-        out = seq.copy()
-        out[(seq > 0) & (depth + 0.5 <= -amount)] = 0
-        return out
-    return seq
