@@ -109,6 +109,41 @@ def decode_rle(rle: Mapping[str, Any], *, where: str = "RLE", max_pixels: int) -
     -------
     ndarray of bool, shape (h, w)
     """
+    (h, w), arr = _rle_runs(rle, where=where, max_pixels=max_pixels)
+    values = (np.arange(arr.size) % 2).astype(bool)
+    flat = np.repeat(values, arr)
+    return flat.reshape(w, h).T.copy()
+
+
+def _rle_shape(
+    rle: Mapping[str, Any], *, where: str, max_pixels: int, class_name: str | None
+) -> Shape:
+    """An RLE instance as a cropped raster shape, without a full-image mask."""
+    (h, w), arr = _rle_runs(rle, where=where, max_pixels=max_pixels)
+    ends = np.cumsum(arr)
+    starts = ends - arr
+    on = (np.arange(arr.size) % 2 == 1) & (arr > 0)
+    run_start, run_len = starts[on], arr[on]
+    if run_len.size == 0:
+        return Shape(name=where, mask=np.zeros((0, 0), bool), mask_image_shape=(h, w))
+    # Column-major pixel indices of all foreground runs, then rows and columns.
+    offsets = np.repeat(run_start - np.concatenate([[0], np.cumsum(run_len)[:-1]]), run_len)
+    idx = np.arange(int(run_len.sum())) + offsets
+    rows, cols = idx % h, idx // h
+    r0, c0 = int(rows.min()), int(cols.min())
+    crop = np.zeros((int(rows.max()) - r0 + 1, int(cols.max()) - c0 + 1), dtype=bool)
+    crop[rows - r0, cols - c0] = True
+    return Shape(
+        name=where, mask=crop, mask_offset=(r0, c0), mask_image_shape=(h, w), class_name=class_name
+    )
+
+
+def _rle_runs(
+    rle: Mapping[str, Any], *, where: str, max_pixels: int
+) -> tuple[tuple[int, int], np.ndarray]:
+    """Validated ``(h, w)`` and run lengths of a COCO RLE."""
+    if not isinstance(rle, Mapping):
+        raise MaskFormatError(f"{where}: RLE must be an object.")
     size = rle.get("size")
     counts = rle.get("counts")
     if (
@@ -147,9 +182,7 @@ def decode_rle(rle: Mapping[str, Any], *, where: str = "RLE", max_pixels: int) -
             f"{where}: RLE runs add up to {int(arr.sum()):,} pixels, but its size "
             f"{h} x {w} has {h * w:,}."
         )
-    values = (np.arange(arr.size) % 2).astype(bool)
-    flat = np.repeat(values, arr)
-    return flat.reshape(w, h).T.copy()
+    return (h, w), arr
 
 
 def encode_rle(mask: np.ndarray) -> dict[str, Any]:
@@ -274,13 +307,13 @@ def coco_from_document(doc: Any, *, limits: Limits = DEFAULT_LIMITS) -> dict[str
             continue
         seg = ann.get("segmentation")
         if isinstance(seg, dict):
-            mask = decode_rle(seg, where=where, max_pixels=limits.max_pixels)
-            if mask.shape != (img["height"], img["width"]):
+            shape_ = _rle_shape(seg, where=where, max_pixels=limits.max_pixels, class_name=cls)
+            if shape_.mask_image_shape != (img["height"], img["width"]):
                 raise MaskFormatError(
-                    f"{where}: RLE size {list(mask.shape)} differs from its image "
+                    f"{where}: RLE size {list(shape_.mask_image_shape)} differs from its image "
                     f"({img['height']} x {img['width']})."
                 )
-            per_image[iid].append(Shape.from_mask(where, mask, class_name=cls))
+            per_image[iid].append(shape_)
         elif isinstance(seg, list):
             if seg and not isinstance(seg[0], list):
                 seg = [seg]  # a single flat polygon, as some writers produce

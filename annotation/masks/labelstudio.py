@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import posixpath
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -60,21 +60,8 @@ class _Bits:
         return value
 
 
-def decode_brush_rle(rle: Sequence[int], *, expected_values: int) -> np.ndarray:
-    """Decode Label Studio brush RLE into the flat array it encodes.
-
-    Parameters
-    ----------
-    rle : sequence of int
-        The bytes (0..255) of ``value.rle``.
-    expected_values : int
-        Number of values the region must hold (``width * height * 4`` for an RGBA
-        canvas); a header announcing another count is refused before decoding.
-
-    Returns
-    -------
-    ndarray of uint8, shape (expected_values,)
-    """
+def _brush_blocks(rle: Sequence[int], *, expected_values: int) -> Iterator[tuple[int, int, Any]]:
+    """Walk brush RLE blocks: ``(start, stop, value)``, value an int (run) or a list."""
     if not isinstance(rle, list | tuple) or not all(
         isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in rle
     ):
@@ -90,7 +77,6 @@ def decode_brush_rle(rle: Sequence[int], *, expected_values: int) -> np.ndarray:
     sizes = [bits.read(4) + 1 for _ in range(4)]
     if word > 8:
         raise MaskFormatError(f"Brush RLE word size {word} is not supported (at most 8 bits).")
-    out = np.zeros(num, dtype=np.uint8)
     i = 0
     while i < num:
         is_run = bits.read(1)
@@ -98,12 +84,61 @@ def decode_brush_rle(rle: Sequence[int], *, expected_values: int) -> np.ndarray:
         j = i + count
         if j > num:
             raise MaskFormatError("Brush RLE writes past the end of the image.")
-        if is_run:
-            out[i:j] = bits.read(word)
-        else:
-            out[i:j] = [bits.read(word) for _ in range(count)]
+        yield i, j, (bits.read(word) if is_run else [bits.read(word) for _ in range(count)])
         i = j
+
+
+def decode_brush_rle(rle: Sequence[int], *, expected_values: int) -> np.ndarray:
+    """Decode Label Studio brush RLE into the flat array it encodes.
+
+    Parameters
+    ----------
+    rle : sequence of int
+        The bytes (0..255) of ``value.rle``.
+    expected_values : int
+        Number of values the region must hold (``width * height * 4`` for an RGBA
+        canvas); a header announcing another count is refused before decoding.
+
+    Returns
+    -------
+    ndarray of uint8, shape (expected_values,)
+    """
+    out = np.zeros(expected_values, dtype=np.uint8)
+    for i, j, value in _brush_blocks(rle, expected_values=expected_values):
+        out[i:j] = value
     return out
+
+
+def _brush_shape(rle: Any, w: int, h: int, where: str, cls: str | None) -> Shape:
+    """Pixels whose alpha is >= 128, as a cropped raster shape (no full canvas)."""
+    starts, stops = [], []
+    for i, j, value in _brush_blocks(rle, expected_values=w * h * 4):
+        if isinstance(value, int):
+            if value >= 128:
+                starts.append(i)
+                stops.append(j)
+        else:
+            on = np.flatnonzero(np.asarray(value) >= 128) + i
+            starts.extend(on.tolist())
+            stops.extend((on + 1).tolist())
+    empty = Shape(name=where, mask=np.zeros((0, 0), bool), mask_image_shape=(h, w))
+    if not starts:
+        return empty
+    lo, hi = np.asarray(starts), np.asarray(stops)
+    # Alpha is every fourth value (index 3 mod 4); its pixel is the index // 4.
+    first = lo // 4  # first pixel whose alpha index 4p + 3 >= lo
+    last = (hi - 4) // 4  # last pixel whose alpha index 4p + 3 < hi
+    n = np.maximum(last - first + 1, 0)
+    pix = np.repeat(first - np.concatenate([[0], np.cumsum(n)[:-1]]), n) + np.arange(n.sum())
+    if pix.size == 0:
+        return empty
+    rows, cols = pix // w, pix % w
+    r0, c0 = int(rows.min()), int(cols.min())
+    crop = np.zeros((int(rows.max()) - r0 + 1, int(cols.max()) - c0 + 1), dtype=bool)
+    crop[rows - r0, cols - c0] = True
+    return Shape(
+        name=where, mask=crop, mask_offset=(r0, c0), mask_image_shape=(h, w), class_name=cls
+    )
 
 
 def encode_brush_rle(mask: np.ndarray) -> list[int]:
@@ -196,9 +231,7 @@ def _region_shape(
         return Shape(name=where, parts=((pts,),), class_name=cls), None, (h, w)
     if value.get("format") != "rle" or "rle" not in value:
         return None, f"brush format {value.get('format')!r} is not RLE", (h, w)
-    flat = decode_brush_rle(value["rle"], expected_values=w * h * 4)
-    mask = flat.reshape(h, w, 4)[:, :, 3] >= 128
-    return Shape.from_mask(where, mask, class_name=cls), None, (h, w)
+    return _brush_shape(value["rle"], w, h, where, cls), None, (h, w)
 
 
 def _image_name(task: Mapping[str, Any], index: int) -> str:

@@ -336,3 +336,39 @@ def test_coco_rle_written_from_pixel_indices_matches_pycocotools_encode():
         labels = rng.integers(0, 4, size=(h, w))
         for label, idx in _column_major_pixels(labels).items():
             assert _rle_from_indices(idx, h, w) == encode_rle(labels == label)
+
+
+def _brush_stream(flat, rng):
+    """Brush RLE of any uint8 array, mixing run and literal blocks (field sizes 3..16)."""
+    sizes = (3, 4, 8, 16)
+    bits = [f"{flat.size:032b}", f"{7:05b}", "".join(f"{s - 1:04b}" for s in sizes)]
+    i = 0
+    while i < flat.size:
+        n = int(min(flat.size - i, rng.integers(1, 9)))
+        if rng.random() < 0.5 and np.all(flat[i : i + n] == flat[i]):
+            bits.append(f"1{0:02b}{n - 1:03b}{int(flat[i]):08b}")
+        else:
+            bits.append(f"0{0:02b}{n - 1:03b}" + "".join(f"{int(v):08b}" for v in flat[i : i + n]))
+        i += n
+    s = "".join(bits)
+    s += "0" * (-len(s) % 8)
+    return [int(s[k : k + 8], 2) for k in range(0, len(s), 8)]
+
+
+def test_brush_alpha_threshold_matches_full_decode_on_random_canvases():
+    rng = np.random.default_rng(5)
+    for _ in range(40):
+        h, w = (int(v) for v in rng.integers(1, 9, size=2))
+        canvas = rng.choice(np.array([0, 100, 127, 128, 255], np.uint8), size=(h, w, 4))
+        canvas[rng.random((h, w)) < 0.5] = 0
+        rle = _brush_stream(canvas.ravel(), rng)
+        assert np.array_equal(decode_brush_rle(rle, expected_values=h * w * 4), canvas.ravel())
+        result = {
+            "id": "b",
+            "type": "brushlabels",
+            "value": {"format": "rle", "rle": rle, "brushlabels": ["c"]},
+            "original_width": w,
+            "original_height": h,
+        }
+        (res,) = read_labelstudio(json.dumps(_ls_task([result])).encode()).values()
+        assert np.array_equal(res.labels > 0, canvas[..., 3] >= 128)
