@@ -48,8 +48,11 @@ class AssignmentAdmin(admin.ModelAdmin):
 
 @admin.register(Annotation)
 class AnnotationAdmin(admin.ModelAdmin):
-    list_display = ["id", "assignment", "revision", "created_by", "instance_count", "source", "submitted_at"]
-    list_filter = ["source", "assignment__image__project"]
+    list_display = [
+        "id", "assignment", "revision", "created_by", "instance_count", "source", "upload_format",
+        "submitted_at",
+    ]
+    list_filter = ["source", "upload_format", "assignment__image__project"]
     search_fields = ["sha256"]
 
     def get_readonly_fields(self, request, obj=None):

@@ -26,6 +26,7 @@ from annotation.enums import AnnotationSource, AssignmentStatus, Role
 from annotation.masks import (
     MASK_FORMATS,
     MaskFormatError,
+    detect_format,
     instance_ids,
     read_label_image,
     to_canonical_dtype,
@@ -93,7 +94,8 @@ def _check_options(*, source, time_spent_s, idempotency_key, base_revision, if_m
     return source
 
 
-def _check_annotator(*, actor, assignment: Assignment) -> None:
+def check_annotator(*, actor, assignment: Assignment) -> None:
+    """The actor is an annotator of the project and this is their assignment (else 404/403)."""
     check_project_role(user=actor, project=assignment.image.project, roles=[Role.ANNOTATOR])
     if assignment.annotator_id != actor.pk:
         raise NotFound(f"assignment {assignment.pk} not found")
@@ -107,14 +109,17 @@ def annotation_submit(
     The file must decode to one integer, non-negative plane of the image's height and
     width. See :func:`annotation_submit_labels` for the other preconditions and options.
     """
-    _check_annotator(actor=actor, assignment=assignment)
+    check_annotator(actor=actor, assignment=assignment)
     if not isinstance(mask_data, bytes | bytearray):
         mask_data = read_upload_capped(mask_data, name=mask_data.name or "mask", field="mask")
     try:
         labels = read_label_image(mask_data, max_pixels=settings.CELLCURATE_MAX_IMAGE_PIXELS)
+        upload_format = detect_format(mask_data)
     except MaskFormatError as exc:
         raise InvalidInput(f"mask: {exc}", field="mask") from exc
-    return annotation_submit_labels(actor=actor, assignment=assignment, labels=labels, **options)
+    return annotation_submit_labels(
+        actor=actor, assignment=assignment, labels=labels, upload_format=upload_format, **options
+    )
 
 
 def annotation_submit_labels(
@@ -147,7 +152,7 @@ def annotation_submit_labels(
         base_revision=base_revision, if_match_revision=if_match_revision,
     )
     project = assignment.image.project
-    _check_annotator(actor=actor, assignment=assignment)
+    check_annotator(actor=actor, assignment=assignment)
     try:
         validate_label_image(labels, name="mask")
     except MaskFormatError as exc:

@@ -55,7 +55,7 @@ from annotation.masks import (
     write_mask,
 )
 from annotation.models import Annotation, Assignment, Image, Project
-from annotation.services.annotations import SubmitResult, _check_annotator, annotation_submit_labels
+from annotation.services.annotations import SubmitResult, annotation_submit_labels, check_annotator
 from annotation.services.images import read_upload_capped
 from config.errors import InvalidInput
 
@@ -310,7 +310,7 @@ def annotation_import(
     picks ``manual`` for PNG/TIFF and ``imported`` otherwise. Refused files (unknown
     format or classes, hostile content, wrong size) leave no row and no file.
     """
-    _check_annotator(actor=actor, assignment=assignment)
+    check_annotator(actor=actor, assignment=assignment)
     if not isinstance(mask_data, bytes | bytearray):
         mask_data = read_upload_capped(mask_data, name=mask_data.name or "mask", field="mask")
     parsed = mask_parse(

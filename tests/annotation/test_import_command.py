@@ -245,3 +245,31 @@ def test_rgba_image_and_its_mask_shapes_agree():
     mask = tifffile.imread(OMNIPOSE / "Sample000033_cp_masks.tif")
     assert image.shape[:2] == mask.shape == (287, 377)
     assert (mask.dtype, int(mask.max())) == (np.uint8, 116)
+
+
+class _RunsCommand:
+    def __init__(self, func, *args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
+
+
+def test_hostile_seg_npy_in_a_batch_is_reported_and_never_runs(real, tmp_path):
+    import os
+
+    canary = tmp_path / "canary"
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    buf = io.BytesIO()
+    masks = tifffile.imread(OMNIPOSE / "caulo_15_cp_masks.tif")
+    np.save(buf, {"masks": masks, "outlines": _RunsCommand(os.system, f"touch {canary}")},
+            allow_pickle=True)
+    (folder / "caulo_15_seg.npy").write_bytes(buf.getvalue())
+    shutil.copy(STARDIST / "mask2d.tif", folder / "img2d_masks.tif")
+    out, _ = run(folder, "--project", "world", "--annotator", "annotator", "--no-progress")
+    assert "imported 1, skipped 0, failed 1" in out
+    line = next(ln for ln in out.splitlines() if "caulo_15_seg.npy" in ln)
+    assert line.startswith("failed") and "system" in line
+    assert not canary.exists()
+    assert list(Annotation.objects.values_list("assignment__image__original_name", flat=True)) == ["img2d.tif"]
