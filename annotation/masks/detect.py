@@ -119,12 +119,10 @@ def detect_document(data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> tuple[Ma
         except zipfile.BadZipFile as exc:
             raise MaskFormatError(f"Not a readable zip archive: {exc}") from exc
         others = [n for n in names if not n.lower().endswith(".roi")]
-        if names and not others:
+        if not others:  # an empty zip is an empty ROI set, as write_imagej_zip makes it
             return "imagej", None
         raise MaskFormatError(
-            "The zip archive is not an ImageJ ROI set: it holds "
-            + (f"{others[:3]}" if others else "no files")
-            + ". Folders or zips of mask files are imported by the import_annotations command."
+            f"The zip archive is not an ImageJ ROI set: it holds {others[:3]}. Folders or zips of mask files are imported by the import_annotations command."
         )
     stripped = data.lstrip(b"\xef\xbb\xbf \t\r\n")
     if stripped[:1] in (b"{", b"["):

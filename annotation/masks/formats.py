@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -43,12 +44,22 @@ FORMAT_INFO: dict[str, FormatInfo] = {
 WRITE_FORMATS: tuple[str, ...] = tuple(FORMAT_INFO)
 
 
+_LS_UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")
+
+
+def _entry_basename(key: str) -> str:
+    """Basename of a COCO/Label Studio entry, without Label Studio's upload prefix."""
+    base = posixpath.basename(key.split("#", 1)[0])
+    return _LS_UPLOAD_PREFIX.sub("", base)
+
+
 def _pick(results: dict[str, ImportResult], image_name: str | None, what: str) -> ImportResult:
     if image_name is not None:
         if image_name in results:
             return results[image_name]
         base = posixpath.basename(image_name.replace("\\", "/"))
-        matches = [k for k in results if posixpath.basename(k.split("#", 1)[0]) == base]
+        stripped = _LS_UPLOAD_PREFIX.sub("", base)
+        matches = [k for k in results if _entry_basename(k) in (base, stripped)]
         if len(matches) == 1:
             return results[matches[0]]
         raise MaskFormatError(

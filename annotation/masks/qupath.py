@@ -180,8 +180,7 @@ def geojson_from_document(
 
 
 def _ring_list(ring: np.ndarray) -> list[list[float]]:
-    closed = np.vstack([ring, ring[:1]])
-    return [[float(x), float(y)] for x, y in closed]
+    return np.vstack([ring, ring[:1]]).astype(np.float64).tolist()
 
 
 def write_qupath_geojson(

@@ -242,6 +242,8 @@ def check_points(points: Any, *, where: str, limits: Limits = DEFAULT_LIMITS) ->
         if arr.size % 2:
             raise MaskFormatError(f"{where} has an odd number ({arr.size}) of coordinate values.")
         arr = arr.reshape(-1, 2)
+    if arr.ndim == 2 and arr.shape[1] == 3:
+        arr = arr[:, :2]  # GeoJSON allows a z (elevation) per position; a mask has none
     if arr.ndim != 2 or arr.shape[1] != 2:
         raise MaskFormatError(f"{where} has coordinates of shape {arr.shape}; expected (n, 2).")
     if len(arr) > limits.max_points_per_shape:

@@ -372,3 +372,27 @@ def test_brush_alpha_threshold_matches_full_decode_on_random_canvases():
         }
         (res,) = read_labelstudio(json.dumps(_ls_task([result])).encode()).values()
         assert np.array_equal(res.labels > 0, canvas[..., 3] >= 128)
+
+
+@pytest.mark.parametrize("fmt", WRITE_FORMATS)
+def test_empty_label_image_round_trips_every_format(fmt):
+    empty = np.zeros((6, 9), np.uint16)
+    data = write_mask(empty, format=fmt)
+    assert detect_format(data) == fmt
+    result = read_mask(data, shape=(6, 9))
+    assert result.labels.shape == (6, 9) and result.n_instances == 0
+
+
+def test_labelstudio_upload_prefix_and_geojson_z_are_tolerated():
+    poly = {
+        "id": "p",
+        "type": "polygonlabels",
+        "value": {"points": [[0, 0], [50, 0], [50, 50], [0, 50]], "polygonlabels": ["c"]},
+        "original_width": 4,
+        "original_height": 4,
+    }
+    data = json.dumps([_ls_task([poly], name="/data/upload/7/8a1b2c3d-well_B2.png")]).encode()
+    assert int(read_mask(data, image_name="plates/well_B2.png").labels.sum()) == 4
+    ring = [[0, 0, 5.0], [2, 0, 5.0], [2, 2, 5.0], [0, 2, 5.0], [0, 0, 5.0]]
+    geo = json.dumps({"type": "Polygon", "coordinates": [ring]}).encode()
+    assert int(read_mask(geo, shape=(3, 3)).labels.sum()) == 4
