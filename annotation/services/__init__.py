@@ -25,14 +25,8 @@ from annotation.services.images import (
     images_upload_many,
 )
 from annotation.services.jobs import job_create, job_fail, job_progress, job_start, job_succeed
-from annotation.services.mask_formats import (
-    ParsedMask,
-    RenderedMask,
-    UnknownClasses,
-    annotation_import,
-    annotation_mask_render,
-    mask_render,
-)
+from annotation.services.mask_export import RenderedMask, annotation_mask_render, mask_render
+from annotation.services.mask_formats import ParsedMask, UnknownClasses, annotation_import
 from annotation.services.projects import (
     membership_add,
     membership_remove,

@@ -35,10 +35,10 @@ from annotation.access import project_role_get
 from annotation.enums import AnnotationSource, AssignmentStatus, Role
 from annotation.masks import MaskFormatError, detect_format, read_zip_members
 from annotation.models import Annotation, Assignment, Image, Project
+from annotation.services.mask_export import image_file_stem
 from annotation.services.mask_formats import (
     MULTI_IMAGE_FORMATS,
     ParsedMask,
-    image_file_stem,
     mask_entries_read,
     mask_limits,
     mask_parse,

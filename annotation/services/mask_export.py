@@ -1,6 +1,11 @@
-"""Use case: export a project's annotations as mask files in any write format.
+"""Use cases: render any mask in any write format; export a project's annotations.
 
-Layout (paths relative to the output folder)::
+:func:`mask_render` is the one dispatcher from a label image (plus classes) to the
+bytes, media type and file name of a write format; annotation downloads
+(:func:`annotation_mask_render`) and :func:`annotations_export` use it, and consensus or
+snapshot masks can too.
+
+Layout of an export (paths relative to the output folder)::
 
     manifest.json                         every file: annotation, image, sha256, classes
     <annotator>/<image stem>_masks.png    png / tiff: one label image per image
@@ -18,29 +23,125 @@ first cell class (it needs a category for every instance).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import posixpath
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
+from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db.models import Max, OuterRef, Subquery
 
 from annotation.enums import AssignmentStatus
-from annotation.masks import WRITE_FORMATS, CocoImage, write_coco
-from annotation.models import Annotation, Project
-from annotation.services.mask_formats import (
-    annotation_classes,
-    annotation_labels,
-    image_file_stem,
-    mask_format_check,
-    mask_render,
-    project_default_class,
+from annotation.masks import (
+    FORMAT_INFO,
+    WRITE_FORMATS,
+    CocoImage,
+    MaskFormatError,
+    read_label_image,
+    write_coco,
+    write_mask,
 )
+from annotation.models import Annotation, Image, Project
+from annotation.services.mask_formats import mask_format_check
 from config.errors import InvalidInput
 
-__all__ = ["EXPORT_STATUSES", "ExportFile", "annotations_export", "annotations_latest"]
+__all__ = [
+    "EXPORT_STATUSES",
+    "ExportFile",
+    "RenderedMask",
+    "annotation_classes",
+    "annotation_labels",
+    "annotation_mask_render",
+    "annotations_export",
+    "annotations_latest",
+    "image_file_stem",
+    "mask_render",
+    "project_default_class",
+]
 
 #: ``status`` values :func:`annotations_latest` accepts: an assignment status, or all.
 EXPORT_STATUSES = ("all", *(s.value for s in AssignmentStatus))
+
+
+@dataclass(frozen=True)
+class RenderedMask:
+    """A mask written in one format, ready to download or save."""
+
+    content: bytes
+    content_type: str
+    filename: str
+
+
+
+def mask_render(
+    labels: np.ndarray,
+    *,
+    format: str,
+    stem: str,
+    classes: Mapping[int, str] | None = None,
+    default_class: str | None = None,
+    image_name: str = "image.tif",
+) -> RenderedMask:
+    """Write a label image (ndarray of int, shape (H, W)) in one of ``WRITE_FORMATS``.
+
+    ``stem`` names the file (the format's suffix is appended: ``.png``, ``.tif``,
+    ``_seg.npy``, ``_rois.zip``, ``_coco.json``, ``.geojson``); ``image_name`` is the
+    image file name COCO and Cellpose record; ``default_class`` is given to instances
+    ``classes`` leaves out. An unknown format is a 400 listing the valid ones; a label
+    image the format cannot hold (over 65,535 ids in PNG) a 400.
+    """
+    mask_format_check(format, allowed=WRITE_FORMATS)
+    if default_class is not None:
+        ids = np.unique(labels)
+        classes = {int(i): default_class for i in ids[ids > 0]} | dict(classes or {})
+    try:
+        content = write_mask(labels, format=format, classes=classes, image_name=image_name)
+    except MaskFormatError as exc:
+        raise InvalidInput(f"cannot write this mask as {format}: {exc}", field="format") from exc
+    info = FORMAT_INFO[format]
+    return RenderedMask(content=content, content_type=info.media_type, filename=f"{stem}{info.suffix}")
+
+
+def image_file_stem(image: Image) -> str:
+    """The image's original file name without its extension (the sha256 when it has none)."""
+    name = posixpath.basename((image.original_name or "").replace("\\", "/"))
+    lowered = name.lower()
+    for ext in (".ome.tiff", ".ome.tif"):
+        if lowered.endswith(ext):
+            return name[: -len(ext)]
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    return stem or image.sha256
+
+
+def annotation_labels(annotation: Annotation) -> np.ndarray:
+    """The stored label image of an annotation (uint16 or uint32, shape (H, W))."""
+    with default_storage.open(annotation.mask.name, "rb") as fh:
+        data = fh.read()
+    return read_label_image(data, max_pixels=settings.CELLCURATE_MAX_IMAGE_PIXELS)
+
+
+def annotation_classes(annotation: Annotation) -> dict[int, str]:
+    """Class per classified instance id of an annotation."""
+    return {int(k): v for k, v in (annotation.instance_classes or {}).items()}
+
+
+def project_default_class(project: Project) -> str | None:
+    """The class given to unclassified instances where a format needs one: the first cell class."""
+    return project.cell_classes[0] if project.cell_classes else None
+
+
+def annotation_mask_render(*, annotation: Annotation, format: str) -> RenderedMask:
+    """An annotation's mask in ``format`` (caller checked the user may read it)."""
+    mask_format_check(format, allowed=WRITE_FORMATS)
+    image = annotation.assignment.image
+    return mask_render(
+        annotation_labels(annotation), format=format,
+        classes=annotation_classes(annotation),
+        default_class=project_default_class(image.project) if format == "coco" else None,
+        stem=f"image{image.pk}_annotation{annotation.pk}_r{annotation.revision}",
+        image_name=image.original_name or f"{image.sha256}.{image.format}",
+    )
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Use cases: submit an annotation in any mask format, and render any mask in any format.
+"""Use case: submit an annotation in any mask format (recognised by content).
 
 Import. The uploaded file's format is recognised by its content
 (:func:`annotation.masks.detect_format`; a named ``format`` that the content contradicts
@@ -23,9 +23,7 @@ napari, so it keeps the source the client gives (default ``manual``); every othe
 format was drawn in another tool and defaults to ``imported``. An explicit ``source``
 always wins.
 
-Export. :func:`mask_render` is the one dispatcher from a label image (plus classes) to
-the bytes, media type and file name of any write format; annotation downloads and the
-``export_annotations`` command use it, and consensus or snapshot masks can too.
+Export lives in :mod:`annotation.services.mask_export`.
 """
 
 from __future__ import annotations
@@ -37,24 +35,19 @@ from dataclasses import dataclass
 import numpy as np
 from django.conf import settings
 from django.core.files import File
-from django.core.files.storage import default_storage
 
 from annotation.enums import AnnotationSource
 from annotation.masks import (
-    FORMAT_INFO,
     MASK_FORMATS,
-    WRITE_FORMATS,
     ImportResult,
     Limits,
     MaskFormatError,
     detect_format,
     read_coco,
-    read_label_image,
     read_labelstudio,
     read_mask,
-    write_mask,
 )
-from annotation.models import Annotation, Assignment, Image, Project
+from annotation.models import Assignment, Image, Project
 from annotation.services.annotations import SubmitResult, annotation_submit_labels, check_annotator
 from annotation.services.images import read_upload_capped
 from config.errors import InvalidInput
@@ -62,20 +55,13 @@ from config.errors import InvalidInput
 __all__ = [
     "MULTI_IMAGE_FORMATS",
     "ParsedMask",
-    "RenderedMask",
     "UnknownClasses",
-    "annotation_classes",
     "annotation_import",
-    "annotation_labels",
-    "annotation_mask_render",
     "classes_map_to_project",
-    "image_file_stem",
     "mask_entries_read",
     "mask_format_check",
     "mask_limits",
     "mask_parse",
-    "mask_render",
-    "project_default_class",
 ]
 
 #: Formats whose one file may describe several images (entries keyed by image file name).
@@ -135,15 +121,6 @@ class ParsedMask:
     def report(self) -> dict:
         """The JSON kept as ``Annotation.import_report``."""
         return {"warnings": list(self.warnings), "skipped": [list(s) for s in self.skipped]}
-
-
-@dataclass(frozen=True)
-class RenderedMask:
-    """A mask written in one format, ready to download or save."""
-
-    content: bytes
-    content_type: str
-    filename: str
 
 
 def mask_limits() -> Limits:
@@ -263,6 +240,8 @@ def mask_parse(
     already read a multi-image file passes the ``entry`` and ``detected`` format.
     """
     mask_format_check(format, allowed=("auto", *MASK_FORMATS))
+    if (entry is None) != (detected is None):
+        raise ValueError("pass both entry and detected (an already read entry), or neither")
     shape = (image.height, image.width)
     try:
         if entry is None:
@@ -326,77 +305,4 @@ def annotation_import(
         actor=actor, assignment=assignment, labels=parsed.labels, source=source,
         instance_classes=parsed.classes, upload_format=parsed.format,
         import_report=parsed.report, **options,
-    )
-
-
-# ---------------------------------------------------------------------------- export
-
-
-def mask_render(
-    labels: np.ndarray,
-    *,
-    format: str,
-    stem: str,
-    classes: Mapping[int, str] | None = None,
-    default_class: str | None = None,
-    image_name: str = "image.tif",
-) -> RenderedMask:
-    """Write a label image (ndarray of int, shape (H, W)) in one of ``WRITE_FORMATS``.
-
-    ``stem`` names the file (the format's suffix is appended: ``.png``, ``.tif``,
-    ``_seg.npy``, ``_rois.zip``, ``_coco.json``, ``.geojson``); ``image_name`` is the
-    image file name COCO and Cellpose record; ``default_class`` is given to instances
-    ``classes`` leaves out. An unknown format is a 400 listing the valid ones; a label
-    image the format cannot hold (over 65,535 ids in PNG) a 400.
-    """
-    mask_format_check(format, allowed=WRITE_FORMATS)
-    if default_class is not None:
-        ids = np.unique(labels)
-        classes = {int(i): default_class for i in ids[ids > 0]} | dict(classes or {})
-    try:
-        content = write_mask(labels, format=format, classes=classes, image_name=image_name)
-    except MaskFormatError as exc:
-        raise InvalidInput(f"cannot write this mask as {format}: {exc}", field="format") from exc
-    info = FORMAT_INFO[format]
-    return RenderedMask(content=content, content_type=info.media_type, filename=f"{stem}{info.suffix}")
-
-
-def image_file_stem(image: Image) -> str:
-    """The image's original file name without its extension (the sha256 when it has none)."""
-    name = posixpath.basename((image.original_name or "").replace("\\", "/"))
-    lowered = name.lower()
-    for ext in (".ome.tiff", ".ome.tif"):
-        if lowered.endswith(ext):
-            return name[: -len(ext)]
-    stem = name.rsplit(".", 1)[0] if "." in name else name
-    return stem or image.sha256
-
-
-def annotation_labels(annotation: Annotation) -> np.ndarray:
-    """The stored label image of an annotation (uint16 or uint32, shape (H, W))."""
-    with default_storage.open(annotation.mask.name, "rb") as fh:
-        data = fh.read()
-    return read_label_image(data, max_pixels=settings.CELLCURATE_MAX_IMAGE_PIXELS)
-
-
-def annotation_classes(annotation: Annotation) -> dict[int, str]:
-    """Class per classified instance id of an annotation."""
-    return {int(k): v for k, v in (annotation.instance_classes or {}).items()}
-
-
-def project_default_class(project: Project) -> str | None:
-    """The class given to unclassified instances where a format needs one: the first cell class."""
-    return project.cell_classes[0] if project.cell_classes else None
-
-
-def annotation_mask_render(*, annotation: Annotation, format: str) -> RenderedMask:
-    """An annotation's mask in ``format`` (caller checked the user may read it)."""
-    mask_format_check(format, allowed=WRITE_FORMATS)
-    image = annotation.assignment.image
-    return mask_render(
-        annotation_labels(annotation), format=format,
-        classes=annotation_classes(annotation),
-        default_class=project_default_class(image.project) if format == "coco" else None,
-        stem=f"image{image.pk}_annotation{annotation.pk}_r{annotation.revision}",
-        image_name=image.original_name or f"{image.sha256}.{image.format}",
     )

@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 from annotation.masks import WRITE_FORMATS, read_coco, read_mask
 from annotation.models import Annotation, Assignment
 from annotation.services import annotation_submit_labels
-from annotation.services.mask_formats import annotation_labels
+from annotation.services.mask_export import annotation_labels
 from tests.api.test_mask_formats import best_ious, class_of_best_match, synthetic_cells
 from tests.factories import AssignmentFactory, ImageFactory
 

@@ -26,7 +26,7 @@ from annotation.masks import CocoImage, relabel_sequential, write_coco, write_ma
 from annotation.models import Annotation, Assignment
 from annotation.services import images_upload_many
 from annotation.services.mask_batch import mask_name_stems
-from annotation.services.mask_formats import annotation_labels
+from annotation.services.mask_export import annotation_labels
 from tests.conftest import SHARED_DATA
 from tests.factories import UserFactory
 

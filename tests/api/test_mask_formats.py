@@ -19,7 +19,7 @@ from annotation.masks import (
     write_mask,
 )
 from annotation.models import Annotation, Assignment
-from annotation.services.mask_formats import annotation_labels
+from annotation.services.mask_export import annotation_labels
 from tests.api.helpers import stored_files, upload, url
 from tests.factories import AssignmentFactory, ImageFactory
 
