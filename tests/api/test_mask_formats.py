@@ -391,3 +391,41 @@ def test_blind_labeling_lifts_once_the_other_annotator_submitted(submitted, api_
     response = api_client.get(url("world", "annotations", annotation_id, "mask") + "?format=cellpose")
     assert response.status_code == 200
     np.testing.assert_array_equal(read_mask(response.content).labels, labels)
+
+
+def test_explicit_source_and_named_format_are_kept(fmt, api_client):
+    labels, classes = synthetic_cells()
+    data = write_mask(labels, format="coco", classes=classes)
+    response = post_mask(api_client, fmt, data, mask_format="coco", source="model_assisted")
+    assert response.status_code == 201, response.json()
+    assert (response.json()["source"], response.json()["upload_format"]) == ("model_assisted", "coco")
+
+
+def test_import_retried_with_the_same_idempotency_key_returns_the_first(fmt, api_client):
+    labels, classes = synthetic_cells()
+    data = write_mask(labels, format="geojson", classes=classes)
+    api_client.force_authenticate(fmt.users["annotator"])
+    bodies = []
+    for _ in range(2):
+        bodies.append(api_client.post(
+            url("world", "annotations"),
+            {"assignment": fmt.assignments["annotator-cells"].pk, "mask": upload("m", data)},
+            format="multipart", headers={"Idempotency-Key": "import-1"},
+        ))
+    assert [b.status_code for b in bodies] == [201, 200]
+    assert bodies[0].json() == bodies[1].json()
+    assert Annotation.objects.count() == 1
+
+
+def test_render_refuses_unknown_formats_and_ids_png_cannot_hold():
+    from annotation.services.mask_export import mask_render
+    from config.errors import InvalidInput
+
+    labels = np.arange(300 * 300, dtype=np.uint32).reshape(300, 300)  # ids up to 89,999
+    with pytest.raises(InvalidInput, match="expected one of png, tiff, cellpose, imagej, coco, geojson"):
+        mask_render(labels, format="labelstudio", stem="x")
+    with pytest.raises(InvalidInput, match="cannot write this mask as png"):
+        mask_render(labels, format="png", stem="x")
+    rendered = mask_render(labels, format="tiff", stem="big")
+    assert (rendered.filename, rendered.content_type) == ("big.tif", "image/tiff")
+    np.testing.assert_array_equal(read_mask(rendered.content).labels, labels)
