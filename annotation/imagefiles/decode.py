@@ -37,8 +37,11 @@ def _decode_pillow(data: bytes, info: ImageInfo, keep_palette_indices: bool) -> 
         raise ImageFileError(
             f"Could not decode the {info.format.upper()} image (truncated or corrupt?): {exc}"
         ) from exc
-    if arr.dtype.byteorder == ">" or (arr.dtype.byteorder == "=" and not np.little_endian):
-        arr = arr.astype(arr.dtype.newbyteorder("<"))
+    if arr.dtype.byteorder == ">":
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    if arr.dtype != np.dtype(info.dtype) and arr.dtype.kind in "iu":
+        # Older Pillow versions open 16-bit grey PNGs in 32-bit mode "I".
+        arr = arr.astype(info.dtype)
     return np.ascontiguousarray(arr)
 
 

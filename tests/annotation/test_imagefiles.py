@@ -206,3 +206,24 @@ def test_tiff_with_tiles_over_the_cap_refused():
     with pytest.raises(ImageFileError, match="tiles are 16 x 16 pixels, over the limit of 200"):
         # An 8 x 8 image (64 pixels, under the cap) stored in 16 x 16 tiles.
         probe_image(_tiff(np.ones((8, 8), np.uint8), tile=(16, 16)), max_pixels=200)
+
+
+def test_png_one_bit_grey_alpha_and_palette():
+    bits = np.array([[0, 1, 1], [1, 0, 0]], bool)
+    buf = io.BytesIO()
+    Image.fromarray(bits).save(buf, format="PNG")
+    out, info = read_image(buf.getvalue(), max_pixels=MAX)
+    assert info.dtype == "uint8" and out.tolist() == [[0, 1, 1], [1, 0, 0]]
+    la = np.zeros((2, 3, 2), np.uint8)
+    la[..., 1] = 200
+    out, info = read_image(_png(la), max_pixels=MAX)
+    assert info.shape == (2, 3, 2) and out[1, 2].tolist() == [0, 200]
+    pal = Image.fromarray(np.array([[0, 1], [1, 2]], np.uint8), mode="L").convert("P")
+    pal.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0] + [0] * 759)
+    buf = io.BytesIO()
+    pal.save(buf, format="PNG")
+    out, info = read_image(buf.getvalue(), max_pixels=MAX)
+    assert info.palette and info.shape == (2, 2, 3)
+    assert out[0, 1].tolist() == [255, 0, 0] and out[1, 1].tolist() == [0, 255, 0]
+    idx, _ = read_image(buf.getvalue(), max_pixels=MAX, keep_palette_indices=True)
+    assert idx.tolist() == [[0, 1], [1, 2]]
