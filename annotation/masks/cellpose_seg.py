@@ -27,19 +27,37 @@ __all__ = ["RestrictedUnpickler", "read_cellpose_seg", "write_cellpose_seg"]
 _NPY_MAGIC = b"\x93NUMPY"
 
 
+class _NdarrayToken:
+    """Stands for ``numpy.ndarray`` inside a pickle: usable as the subtype argument of
+    ``_reconstruct``, but not callable, so a pickle cannot allocate arrays of any
+    shape it likes by calling ``numpy.ndarray(shape)``."""
+
+    __slots__ = ()
+
+
+_NDARRAY = _NdarrayToken()
+
+
 def _allowed_globals() -> dict[tuple[str, str], Any]:
     from numpy._core import multiarray, numeric
 
-    reconstruct = multiarray._reconstruct
-    scalar = multiarray.scalar
-    frombuffer = numeric._frombuffer
+    def reconstruct(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
+        # numpy's own pickles always start from an empty array and fill it through
+        # __setstate__, whose data length is checked against the shape; anything
+        # else would let a pickle allocate memory out of proportion to its size.
+        if subtype is not _NDARRAY or tuple(shape) != (0,):
+            raise MaskFormatError(
+                "Refused _seg.npy: its pickle rebuilds an array in a way numpy never writes."
+            )
+        return multiarray._reconstruct(np.ndarray, (0,), dtype)
+
     allowed: dict[tuple[str, str], Any] = {}
     for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
         allowed[(mod, "_reconstruct")] = reconstruct
-        allowed[(mod, "scalar")] = scalar
+        allowed[(mod, "scalar")] = multiarray.scalar
     for mod in ("numpy.core.numeric", "numpy._core.numeric"):
-        allowed[(mod, "_frombuffer")] = frombuffer
-    allowed[("numpy", "ndarray")] = np.ndarray
+        allowed[(mod, "_frombuffer")] = numeric._frombuffer
+    allowed[("numpy", "ndarray")] = _NDARRAY
     allowed[("numpy", "dtype")] = np.dtype
     # numpy >= 1.25 pickles dtypes through their DType classes.
     for name in dir(np.dtypes):
@@ -58,7 +76,9 @@ class RestrictedUnpickler(pickle.Unpickler):
 
     Plain containers and scalars need no globals and load as usual; every other
     global (``os.system``, ``builtins.eval``, ``subprocess.Popen``, any class) raises
-    :class:`MaskFormatError` naming it, before it is imported.
+    :class:`MaskFormatError` naming it, before it is imported. ``numpy.ndarray`` is
+    handed out as an inert token and ``_reconstruct`` accepts only the empty start
+    array numpy itself writes, so array memory stays bounded by the file's size.
     """
 
     _ALLOWED: dict[tuple[str, str], Any] | None = None

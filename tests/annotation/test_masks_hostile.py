@@ -351,3 +351,13 @@ def test_rois_from_several_stack_positions_are_flagged():
         "The ROIs belong to 2 different stack positions (slice, c, z, t); all were imported "
         "into one 2-D mask.",
     )
+
+
+def test_seg_npy_pickle_cannot_allocate_arrays_out_of_proportion():
+    from numpy._core.multiarray import _reconstruct
+
+    huge = (10**11,)  # 800 GB of float64 if it were ever allocated
+    with pytest.raises(MaskFormatError, match="Could not read the _seg.npy pickle"):
+        read_cellpose_seg(_seg_npy(_RunsCommand(np.ndarray, huge)))
+    with pytest.raises(MaskFormatError, match="rebuilds an array in a way numpy never writes"):
+        read_cellpose_seg(_seg_npy(_RunsCommand(_reconstruct, np.ndarray, huge, b"b")))
