@@ -102,3 +102,18 @@ def celery_worker_process(django_db_setup, django_db_blocker, _session_media_roo
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture
+def eager_tasks():
+    """Run tasks in-process even when a broker is configured.
+
+    For tests of what a task does; whether tasks reach a real worker is tested on its own
+    (tests/test_worker.py).
+    """
+    from config.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous

@@ -9,7 +9,7 @@ from annotation import tasks
 from annotation.models import Assignment, Job
 from tests.api.helpers import url
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_tasks")]
 
 
 def test_task_names_are_pinned():
