@@ -131,6 +131,14 @@ def instance_ids(labels: np.ndarray) -> np.ndarray:
     ndarray of int64, shape (N,)
     """
     validate_label_image(labels, name="labels")
+    return _present_ids(labels)
+
+
+def _present_ids(labels: np.ndarray) -> np.ndarray:
+    """Sorted non-zero ids; a linear-time bincount when the ids are not too sparse."""
+    max_id = int(labels.max())
+    if max_id <= max(1 << 20, labels.size):
+        return np.flatnonzero(np.bincount(labels.ravel(), minlength=max_id + 1)[1:]) + 1
     ids = np.unique(labels)
     return ids[ids != 0].astype(np.int64)
 
@@ -177,10 +185,14 @@ def relabel_sequential(labels: np.ndarray) -> np.ndarray:
     [[0, 2], [2, 1]]
     """
     validate_label_image(labels, name="labels")
-    ids, inverse = np.unique(labels, return_inverse=True)
-    # np.unique puts 0 first when present, so its index is already the new id.
-    new = np.arange(len(ids), dtype=np.int64)
-    if ids[0] != 0:
-        new += 1
-    out = new[inverse.reshape(labels.shape)]
-    return out.astype(_canonical_dtype_for(int(new[-1]) if len(new) else 0))
+    ids = _present_ids(labels)
+    dtype = _canonical_dtype_for(len(ids))
+    max_id = int(labels.max())
+    if max_id <= max(1 << 20, labels.size):
+        lut = np.zeros(max_id + 1, dtype=dtype)
+        lut[ids] = np.arange(1, len(ids) + 1)
+        return lut[labels]
+    # Very sparse huge ids: map through the sorted id list instead of a table.
+    new = np.searchsorted(ids, labels.ravel()) + 1
+    new[labels.ravel() == 0] = 0
+    return new.reshape(labels.shape).astype(dtype)

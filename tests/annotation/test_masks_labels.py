@@ -171,3 +171,10 @@ def test_inverted_polarity_and_binary_masks_are_flagged():
     result = read_mask(buf.getvalue())
     assert result.n_instances == 1 and "polarity inverted" in result.warnings[0]
     assert label_image_warnings(np.array([[0, 1], [2, 0]])) == ()
+
+
+def test_relabel_and_instance_ids_with_huge_sparse_ids():
+    arr = np.array([[5, 2**31], [0, 5]], np.uint32)
+    assert instance_ids(arr).tolist() == [5, 2**31]
+    out = relabel_sequential(arr)
+    assert out.dtype == np.uint16 and out.tolist() == [[1, 2], [0, 1]]
