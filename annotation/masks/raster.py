@@ -77,7 +77,13 @@ def label_image_warnings(labels: np.ndarray) -> tuple[str, ...]:
     """
     validate_label_image(labels, name="labels")
     out = []
-    ids, counts = np.unique(labels, return_counts=True)
+    max_id = int(labels.max())
+    if max_id <= max(1 << 20, labels.size):
+        counts = np.bincount(labels.ravel(), minlength=max_id + 1)
+        ids = np.flatnonzero(counts)
+        counts = counts[ids]
+    else:
+        ids, counts = np.unique(labels, return_counts=True)
     nonzero = ids != 0
     if nonzero.any():
         big = int(ids[nonzero][np.argmax(counts[nonzero])])
