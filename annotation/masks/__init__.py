@@ -8,13 +8,13 @@ rule in :mod:`.rasterize`, size caps in :mod:`.safety`.
 
 Modules: ``labels`` (validation, relabelling), ``raster`` (PNG/TIFF), ``polygons``
 (label image -> shapely, pixel convention), ``rasterize`` (shapes -> label image,
-overlap rule), ``coco``, ``cellpose_seg``, ``imagej``,
+overlap rule), ``coco``, ``rle`` (COCO run-length encoding), ``cellpose_seg``, ``imagej``,
 ``qupath`` (GeoJSON), ``labelstudio``, ``detect`` (format by content), ``formats``
 (``read_mask`` / ``write_mask`` dispatch), ``safety`` (caps, safe zip, JSON).
 """
 
 from .cellpose_seg import RestrictedUnpickler, read_cellpose_seg, write_cellpose_seg
-from .coco import CocoImage, decode_rle, encode_rle, read_coco, write_coco
+from .coco import CocoImage, read_coco, write_coco
 from .detect import MASK_FORMATS, detect_format
 from .formats import FORMAT_INFO, WRITE_FORMATS, read_mask, write_mask
 from .imagej import read_imagej_rois, write_imagej_zip
@@ -32,6 +32,7 @@ from .polygons import label_image_to_polygons, mask_to_geometry
 from .qupath import read_qupath_geojson, write_qupath_geojson
 from .raster import label_image_warnings, read_label_image, write_label_png, write_label_tiff
 from .rasterize import Shape, rasterize_rings, rasterize_shapes
+from .rle import decode_rle, encode_rle
 from .safety import DEFAULT_LIMITS, Limits, read_zip_members
 
 __all__ = [

@@ -6,7 +6,7 @@ and composite (shape) ROIs with holes or several parts, filled by the even-odd r
 ImageJ's ``ShapeRoi`` does. Point, multi-point, line, polyline, freeline and angle ROIs
 have no area and are skipped with a reason; so are text and image overlays. ROIs may
 lie partly at negative coordinates; they are cut at the image border (with a warning).
-Overlaps follow :mod:`annotation.masks.polygons`.
+Overlaps follow the rule in :mod:`annotation.masks.rasterize`.
 
 Written ROIs are ``TRACED`` polygons along pixel edges (what ImageJ's wand and
 *Analyze Particles* produce), or composite ROIs for instances with holes or several

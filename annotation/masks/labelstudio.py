@@ -14,7 +14,7 @@ instances:
   the region when its alpha is >= 128.
 
 Key points, choices, text and other non-area results are skipped with a reason; so are
-cancelled annotations. Overlaps follow the rule in :mod:`annotation.masks.polygons`.
+cancelled annotations. Overlaps follow the rule in :mod:`annotation.masks.rasterize`.
 
 Brush RLE bit format (big-endian bit string, padded with zeros to whole bytes)::
 

@@ -9,7 +9,7 @@ object kind is read from ``objectType`` (QuPath >= 0.3) or ``object_type`` (0.2)
 class from ``classification.name`` or ``classification.names`` (derived classes joined
 with ``": "`` as QuPath displays them). Coordinates are pixels in the corner convention
 of :mod:`annotation.masks.polygons`; a non-standard ``isEllipse`` key is ignored (the
-polygon vertices are used). Overlaps follow the rule there.
+polygon vertices are used). Overlaps follow the rule in :mod:`annotation.masks.rasterize`.
 """
 
 from __future__ import annotations

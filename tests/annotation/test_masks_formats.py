@@ -328,14 +328,14 @@ def test_rle_string_decoder_agrees_with_pycocotools():
 
 
 def test_coco_rle_written_from_pixel_indices_matches_pycocotools_encode():
-    from annotation.masks.coco import _column_major_pixels, _rle_from_indices
+    from annotation.masks.rle import column_major_pixels, rle_from_indices
 
     rng = np.random.default_rng(11)
     for _ in range(100):
         h, w = rng.integers(1, 15, size=2)
         labels = rng.integers(0, 4, size=(h, w))
-        for label, idx in _column_major_pixels(labels).items():
-            assert _rle_from_indices(idx, h, w) == encode_rle(labels == label)
+        for label, idx in column_major_pixels(labels).items():
+            assert rle_from_indices(idx, h, w) == encode_rle(labels == label)
 
 
 def _brush_stream(flat, rng):
