@@ -2,8 +2,8 @@
 
 A ``_seg.npy`` (written by the Cellpose GUI and ``cellpose.io.masks_flows_to_seg``) is
 an ``.npy`` file holding a 0-d object array whose pickle is a dict: ``masks``,
-``outlines``, ``flows``, ``colors``, ``filename``, ... ``np.load(allow_pickle=True)``
-on such a file runs whatever the pickle asks for, so :func:`read_cellpose_seg` parses
+``outlines``, ``flows``, ``colors``, ``filename``, ... Loading such a file with numpy's
+pickle support switched on runs whatever the pickle asks for, so :func:`read_cellpose_seg` parses
 the ``.npy`` header itself and unpickles with :class:`RestrictedUnpickler`, which
 admits only numpy array and dtype reconstruction plus plain containers (dict, list,
 tuple, str, bytes, numbers, None); any other global is refused by name, before it is
@@ -265,5 +265,6 @@ def write_cellpose_seg(labels: np.ndarray, *, filename: str = "image.tif") -> by
         "diameter": diameter,
     }
     buf = io.BytesIO()
-    np.save(buf, dat, allow_pickle=True)  # our own data: writing a pickle is safe
+    # Our own dict: np.save pickles it (its default), which is what Cellpose's loader reads.
+    np.save(buf, np.array(dat, dtype=object))
     return buf.getvalue()
