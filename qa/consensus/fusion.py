@@ -12,7 +12,7 @@ from scipy import ndimage as ndi
 from qa.metrics.validation import require_iou_threshold, require_label_image
 
 from .clustering import cluster_instances, instance_ranks, sequential_labels
-from .reliability import detection_em, solve_outlines
+from .reliability import detection_em, size_evidence, solve_outlines
 from .voting import (
     cluster_maps,
     corrected_labels,
@@ -127,11 +127,16 @@ def _check_min_support(min_support, k: int, name: str = "min_support") -> int:
     return int(min_support)
 
 
-def _cluster_and_judge(seqs, keys, iou_threshold, min_support, w, rescue):
+def _cluster_and_judge(seqs, keys, areas, iou_threshold, min_support, rescue):
     k = len(seqs)
     members = cluster_instances(seqs, keys, iou_threshold=iou_threshold)
     drawn = members > 0
     support = drawn.sum(axis=1)
+    log_area = np.zeros(members.shape[0])
+    for j in range(k):
+        nz = drawn[:, j]
+        log_area[nz] += np.log(areas[j][members[nz, j] - 1])
+    log_area /= np.maximum(support, 1)
     if members.shape[0] == 0:
         posterior = np.zeros(0)
         sens = fpr = np.full(k, np.nan)
@@ -140,12 +145,14 @@ def _cluster_and_judge(seqs, keys, iou_threshold, min_support, w, rescue):
         sens = fpr = np.full(1, np.nan)
     else:
         initial = np.where(support >= min_support, 0.95, 0.3)
-        posterior, sens, fpr, _ = detection_em(drawn, initial=initial,
-                                               relative_weight=w / w.max())
+        evidence = size_evidence(log_area, support >= min_support)
+        posterior, sens, fpr, _ = detection_em(drawn, initial=initial, evidence=evidence)
     keep = support >= min_support
     if rescue:
         keep |= posterior > 0.5
     return members, support, posterior, sens, fpr, keep
+
+
 
 
 def _label_dtype(n: int):
@@ -170,12 +177,11 @@ def fuse(masks: Sequence[np.ndarray], *, iou_threshold: float = 0.5,
     weights : sequence of float, optional
         Per-annotator reliability learnt across images, e.g. each annotator's mean F1
         against the consensus (>= 0, not all 0; only ratios matter, equal weights are the
-        same as none). They scale each annotator's pixel votes, and move the priors of the
-        detection model so that annotators weighted below the best are trusted less: their
-        lone drawings are less likely rescued and their not drawing a cell counts less
-        against it. They never gate clusters directly: what is kept is still decided by
-        each cluster's posterior, so a cell the most reliable annotator drew alone is
-        rescued at least as readily as without weights.
+        same as none). They scale each annotator's pixel votes (together with its outline
+        precision estimated from the image). They do not change which clusters are kept:
+        with three or more annotators the image itself estimates who to trust, and
+        weights that move the detection model made the consensus worse in simulation
+        (see :mod:`qa.consensus.reliability`), which weighting must never do.
     rescue : bool
         Keep clusters below ``min_support`` whose posterior of being real is above 0.5.
         ``False`` gives plain support thresholding.
@@ -203,10 +209,12 @@ def fuse(masks: Sequence[np.ndarray], *, iou_threshold: float = 0.5,
     2. **Judge** (:mod:`qa.consensus.reliability`): a Dawid–Skene EM over the
        cluster x annotator detection matrix estimates each annotator's sensitivity and
        false-positive rate from the clusters the others agree on, and each cluster's
-       posterior of being real. A cluster is kept when its support is at least
-       ``min_support`` or (with ``rescue``) its posterior is above 0.5: a cell that one
-       reliable annotator drew alone is often real, while the lone drawings of an
-       annotator whose solo instances the others never confirm are not.
+       posterior of being real; each cluster's size, compared with the sizes of the
+       clusters a majority drew, adds its log likelihood ratio (specks and fragments are
+       unlikely cells). A cluster is kept when its support is at least ``min_support`` or
+       (with ``rescue``) its posterior is above 0.5: a cell that one reliable annotator
+       drew alone is often real, while the lone drawings of an annotator whose solo
+       instances the others never confirm are not.
     3. **Correct outlines**: from the pairwise offsets between annotators' outlines in the
        clusters they share, each annotator's systematic offset (px outside the others) and
        outline noise variance are solved for by least squares, the offsets pinned by
@@ -249,8 +257,10 @@ def fuse(masks: Sequence[np.ndarray], *, iou_threshold: float = 0.5,
         ids.append(original)
         boxes.append(ndi.find_objects(seq, max_label=len(original)))
     keys = instance_ranks(seqs, boxes)
+    areas = [np.bincount(seq.ravel(), minlength=len(i) + 1)[1:].astype(np.float64)
+             for seq, i in zip(seqs, ids, strict=True)]
     members, support, posterior, sens, fpr, keep = _cluster_and_judge(
-        seqs, keys, iou_threshold, min_support, w, rescue)
+        seqs, keys, areas, iou_threshold, min_support, rescue)
     kept = members[keep]
     inst = [instance_maps(seq, bx, shape) for seq, bx in zip(seqs, boxes, strict=True)]
     maps = cluster_maps(kept, inst, shape)
@@ -260,7 +270,7 @@ def fuse(masks: Sequence[np.ndarray], *, iou_threshold: float = 0.5,
         # threshold; cluster again on bias-corrected masks (voting corrects on its own).
         shifted = [corrected_labels(im, -b, shape) for im, b in zip(inst, bias, strict=True)]
         members, support, posterior, sens, fpr, keep = _cluster_and_judge(
-            shifted, keys, iou_threshold, min_support, w, rescue)
+            shifted, keys, areas, iou_threshold, min_support, rescue)
         kept = members[keep]
         maps = cluster_maps(kept, inst, shape)
         bias, noise = solve_outlines(outline_stats(maps, k))
