@@ -85,13 +85,14 @@ def run_panel(k: int, n_images: int, seed: int) -> None:
             }
             for kind in KINDS:
                 n_true[kind] += len(truth[kind])
-            for f in flags:
+            seen = set()  # a second flag on the same injected error counts as false
+            for f in flags:  # sorted by descending score within each kind
                 if f.annotator != i or f.kind not in KINDS:
                     continue
-                if f.kind == "missed":
-                    hit = gt_of_cells(gt, masks, f.others) in truth["missed"]
-                else:
-                    hit = f.labels[0] in truth[f.kind]
+                key = (f.kind, gt_of_cells(gt, masks, f.others) if f.kind == "missed"
+                       else f.labels[0])
+                hit = key[1] in truth[f.kind] and key not in seen
+                seen.add(key)
                 flag_rows[f.kind][0].append(f.score)
                 flag_rows[f.kind][1].append(hit)
     t_score = time.perf_counter() - t0

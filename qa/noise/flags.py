@@ -9,7 +9,7 @@ from enum import StrEnum
 import numpy as np
 
 from qa.noise.compare import compare_labels
-from qa.noise.features import cell_features, outlier_scores
+from qa.noise.features import cell_features, local_contrast, outlier_scores
 from qa.noise.inputs import (
     require_fraction,
     require_image,
@@ -23,7 +23,11 @@ from qa.noise.reference import (
     leave_one_out,
     reference_from_consensus,
 )
-from qa.noise.scores import BOUNDARY_IOU
+from qa.noise.scores import BOUNDARY_IOU, SURE_SHARE
+
+#: Local contrast (in background-noise units, see :func:`qa.noise.features.local_contrast`)
+#: from which a cell counts as showing signal in the image.
+SIGNAL_Z = 1.5
 
 
 class FlagKind(StrEnum):
@@ -59,11 +63,16 @@ class InstanceFlag:
     score : float
         How sure the flag is, 0..1 (higher = surer):
 
-        - ``missed``, ``split``: reliability-weighted share of the other annotators who
-          drew the cell;
+        - ``missed``: ``s * (1 - u)`` with ``s`` the reliability-weighted share of the
+          other annotators who drew the cell and ``u`` how much smaller it is than the
+          cells the others agree on (1 at a quarter of their median area or less);
+        - ``split``: the share ``s`` of the others who drew the cell;
         - ``merged``: the smallest such share among the cells merged;
-        - ``spurious``: one minus the share of the others who drew something matching
-          the cell (1.0 when nobody did);
+        - ``spurious``: ``1 - (1 - u) * (1 + s) / 2`` with ``s`` (< 1/2) the share of the
+          others who drew something matching the cell (0 when nobody did) and ``u`` in
+          0..1 how little it looks like the cells the others agree on: far smaller than
+          them, or (with an image) no signal above the noise around it. A cell nobody else
+          drew that looks like a cell scores 0.5; one that looks like no cell scores 1;
         - ``boundary``: one minus the IoU of the cell with the others' cell;
         - ``outlier``: the isolation-forest anomaly score (about 0.5 ordinary, towards 1
           isolated).
@@ -92,6 +101,7 @@ def flag_instances(
     weights: Sequence[float] | np.ndarray | None = None,
     iou_threshold: float = 0.5,
     outlier_contamination: float = 0.02,
+    min_score: float = 0.25,
     seed: int = 0,
 ) -> list[InstanceFlag]:
     """Flag the cells of every annotation that disagree with the other annotators.
@@ -114,6 +124,10 @@ def flag_instances(
         IoU for matching, in [0.5, 1).
     outlier_contamination : float, keyword-only
         Expected share of outlier cells, in (0, 0.5].
+    min_score : float, keyword-only
+        Flags scoring below this are left out, in [0, 1]. The default keeps a cell drawn
+        by one of four equally reliable others as ``missed``; 0 lists every candidate
+        (to trace a precision-recall curve), 0.5 only what most of the others support.
     seed : int, keyword-only
         Seed of the isolation forest.
 
@@ -134,10 +148,14 @@ def flag_instances(
     ``s`` of the other annotators who drew it, are sorted against the cells of ``i`` as
     in :func:`qa.noise.compare.compare_labels`. Flags:
 
-    - ``missed``: reference cell with ``s >= 1/2`` and nothing of ``i`` on it;
+    - ``missed``: reference cell with ``s > 0`` and nothing of ``i`` on it, scored
+      ``s`` times how much it looks like the cells the others agree on (by size only:
+      the cells left out are often the faint ones, so image contrast would mislead);
     - ``merged`` / ``split``: the group involves reference cells with ``s >= 1/2``;
     - ``spurious``: a cell of ``i`` with no reference counterpart, or matched to a
-      reference cell with ``s < 1/2``;
+      reference cell with ``s < 1/2``; its score rises towards 1 for a cell a quarter of
+      the typical area or smaller (debris) and, with an image, for a cell with no signal
+      above the background noise around it (a cell drawn on nothing);
     - ``boundary``: matched with IoU below 0.7, or paired below the matching threshold,
       with a reference cell of ``s >= 1/2``;
     - ``outlier``: isolation forest (scikit-learn, seeded) over log area, eccentricity,
@@ -153,6 +171,7 @@ def flag_instances(
     contamination = require_fraction(outlier_contamination, "outlier_contamination", high=0.5)
     if contamination <= 0:
         raise ValueError("outlier_contamination must be > 0")
+    min_score = require_fraction(min_score, "min_score")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
     if image is not None:
@@ -164,6 +183,9 @@ def flag_instances(
     else:
         w = require_weights(weights, k)
 
+    foreground = np.zeros(masks[0].shape, dtype=bool)
+    for m in masks:
+        foreground |= m != 0
     flags: list[InstanceFlag] = []
     for i in range(k):
         if consensus is None:
@@ -172,8 +194,10 @@ def flag_instances(
             ref = reference_from_consensus(
                 np.asarray(consensus.labels), np.asarray(consensus.members), w, annotator=i
             )
-        flags.extend(_disagreement_flags(i, masks[i], ref, iou_threshold=iou_threshold))
+        flags.extend(_disagreement_flags(i, masks[i], ref, iou_threshold=iou_threshold,
+                                         image=image, foreground=foreground))
     flags.extend(_outlier_flags(masks, image, contamination=contamination, seed=int(seed)))
+    flags = [f for f in flags if f.score >= min_score]
     order = list(FlagKind)
     flags.sort(key=lambda f: (f.annotator, order.index(f.kind), -f.score, f.labels, f.others))
     return flags
@@ -203,11 +227,48 @@ def _check_consensus(consensus: object, masks: list[np.ndarray]) -> None:
         )
 
 
+def _not_cell_likeness(
+    labels: np.ndarray, cells: list[int], ref: Reference, image: np.ndarray | None,
+    foreground: np.ndarray,
+) -> dict[int, float]:
+    """How little each cell looks like the cells the others agree on, 0..1.
+
+    ``too_small``: ``log(median sure area / area) / log 4`` clipped to 0..1 (a quarter of
+    the typical area or less gives 1); with an image also ``no_signal``:
+    ``1 - |local contrast| / SIGNAL_Z`` clipped to 0..1 (no signal above the noise gives 1).
+    The larger of the two is returned.
+    """
+    if not cells:
+        return {}
+    ids = np.asarray(cells, dtype=np.int64)
+    areas = np.bincount(labels.ravel().astype(np.int64), minlength=int(ids.max()) + 1)[ids]
+    sure = ref.ids[ref.share >= SURE_SHARE]
+    if sure.size:
+        ref_areas = np.bincount(ref.labels.ravel(), minlength=int(ref.ids.max()) + 1)[sure]
+        too_small = np.clip(np.log(np.median(ref_areas) / areas) / np.log(4.0), 0.0, 1.0)
+    else:
+        too_small = np.zeros(ids.size)
+    likeness = too_small
+    if image is not None:
+        contrast = local_contrast(labels, ids, image, foreground)
+        likeness = np.maximum(likeness, np.clip(1.0 - np.abs(contrast) / SIGNAL_Z, 0.0, 1.0))
+    return {int(c): float(v) for c, v in zip(ids, likeness, strict=True)}
+
+
 def _disagreement_flags(
-    i: int, mask: np.ndarray, ref: Reference, *, iou_threshold: float
+    i: int, mask: np.ndarray, ref: Reference, *, iou_threshold: float,
+    image: np.ndarray | None, foreground: np.ndarray,
 ) -> list[InstanceFlag]:
     cmp = compare_labels(ref.labels, mask, iou_threshold=iou_threshold)
     out: list[InstanceFlag] = []
+    unconfirmed = [int(c) for c in cmp.spurious]
+    for pairs in (cmp.matched, cmp.poor):
+        unconfirmed += [int(c) for r, c in pairs if ref.share_of([r])[0] < 0.5]
+    not_cell = _not_cell_likeness(mask, unconfirmed, ref, image, foreground)
+
+    def spurious_score(c: int, s: float) -> float:
+        # looking like no cell at all outweighs the others' partial support
+        return 1.0 - (1.0 - not_cell[int(c)]) * (1.0 + s) / 2.0
 
     def add(kind: FlagKind, score: float, labels, ref_ids) -> None:
         out.append(InstanceFlag(
@@ -215,10 +276,11 @@ def _disagreement_flags(
             labels=tuple(int(v) for v in labels), others=ref.evidence(ref_ids),
         ))
 
-    for r in cmp.missed:
-        s = float(ref.share_of([r])[0])
-        if s >= 0.5:
-            add(FlagKind.MISSED, s, (), [r])
+    missed = [int(r) for r in cmp.missed if ref.share_of([r])[0] > 0]
+    # size only: the cells others drew and this annotator missed are often the faint ones
+    not_cell_ref = _not_cell_likeness(ref.labels, missed, ref, None, foreground)
+    for r in missed:
+        add(FlagKind.MISSED, float(ref.share_of([r])[0]) * (1.0 - not_cell_ref[r]), (), [r])
     for c, refs in cmp.merged:
         s = ref.share_of(list(refs))
         real = [r for r, v in zip(refs, s, strict=True) if v >= 0.5]
@@ -229,17 +291,17 @@ def _disagreement_flags(
         if s >= 0.5:
             add(FlagKind.SPLIT, s, parts, [r])
     for c in cmp.spurious:
-        add(FlagKind.SPURIOUS, 1.0, (c,), [])
+        add(FlagKind.SPURIOUS, spurious_score(c, 0.0), (c,), [])
     for (r, c), iou in zip(cmp.matched, cmp.matched_ious, strict=True):
         s = float(ref.share_of([r])[0])
         if s < 0.5:
-            add(FlagKind.SPURIOUS, 1.0 - s, (c,), [r])
+            add(FlagKind.SPURIOUS, spurious_score(c, s), (c,), [r])
         elif iou < BOUNDARY_IOU:
             add(FlagKind.BOUNDARY, 1.0 - iou, (c,), [r])
     for (r, c), iou in zip(cmp.poor, cmp.poor_ious, strict=True):
         s = float(ref.share_of([r])[0])
         if s < 0.5:
-            add(FlagKind.SPURIOUS, 1.0 - s, (c,), [r])
+            add(FlagKind.SPURIOUS, spurious_score(c, s), (c,), [r])
         else:
             add(FlagKind.BOUNDARY, 1.0 - iou, (c,), [r])
     return out

@@ -24,11 +24,11 @@ from qa.simulate import AVERAGE, CARELESS, EXPERT, simulate_dataset
 
 
 def base() -> np.ndarray:
-    """Three separate cells: 1 (4x4), 2 (4x6, touching 1), 3 (3x3)."""
+    """Three cells: 1 (4x4), 2 (4x6, touching 1), 3 (4x4, apart)."""
     a = np.zeros((12, 14), np.uint16)
     a[1:5, 1:5] = 1
     a[1:5, 5:11] = 2
-    a[7:10, 1:4] = 3
+    a[7:11, 1:5] = 3
     return a
 
 
@@ -40,7 +40,7 @@ def merged() -> np.ndarray:
 
 def missing() -> np.ndarray:
     c = base()
-    c[7:10, 1:4] = 0
+    c[7:11, 1:5] = 0
     return c
 
 
@@ -86,7 +86,37 @@ def test_missed_cell_the_other_two_drew_gives_missed():
 def test_cell_nobody_else_drew_is_spurious():
     a = base()
     flags = flag_instances([a, a.copy(), extra()])
-    assert flags == [InstanceFlag(2, FlagKind.SPURIOUS, 1.0, (9,), ())]
+    # 12 px against a median of 16 px for the cells both others drew
+    too_small = np.log(16 / 12) / np.log(4)
+    # first-pass weights: mean F1 with the others = (1 + 6/7) / 2, same, 6/7; for
+    # annotator 0 the extra cell has the share of annotator 2 among {1, 2}
+    w = np.array([13 / 14, 13 / 14, 6 / 7])
+    share = w[2] / (w[1] + w[2])
+    missed = share * (1 - too_small)
+    assert flags == [
+        InstanceFlag(0, FlagKind.MISSED, pytest.approx(missed), (), ((2, 9),)),
+        InstanceFlag(1, FlagKind.MISSED, pytest.approx(missed), (), ((2, 9),)),
+        InstanceFlag(2, FlagKind.SPURIOUS, pytest.approx(0.5 + 0.5 * too_small), (9,), ()),
+    ]
+    # asking for what most of the others support leaves the spurious cell alone
+    strict = flag_instances([a, a.copy(), extra()], min_score=0.5)
+    assert [(f.annotator, f.kind) for f in strict] == [(2, FlagKind.SPURIOUS)]
+
+
+def test_spurious_score_rises_for_a_cell_drawn_on_nothing():
+    a = base()
+    rng = np.random.default_rng(0)
+    image = rng.normal(100.0, 5.0, a.shape)
+    image[a > 0] += 60.0
+    on_nothing = flag_instances([a, a.copy(), extra()], image=image, min_score=0.5)
+    assert [(f.kind, f.labels) for f in on_nothing] == [(FlagKind.SPURIOUS, (9,))]
+    # no signal: the median inside is within noise of the ring around it
+    assert on_nothing[0].score > 0.7
+    image[7:10, 8:12] += 60.0  # now there is something there: a faint real cell, maybe
+    on_signal = flag_instances([a, a.copy(), extra()], image=image, min_score=0.5)
+    too_small = np.log(16 / 12) / np.log(4)
+    assert on_signal[0].score == pytest.approx(0.5 + 0.5 * too_small)
+    assert on_signal[0].score < on_nothing[0].score
 
 
 def test_split_cell_gives_split_with_both_parts():
@@ -287,7 +317,7 @@ def test_results_are_frozen():
 def test_model_disagreement_hand_case():
     a = base()
     pred = merged()
-    pred[7:10, 1:4] = 0
+    pred[7:11, 1:5] = 0
     pred[10:12, 10:14] = 4
     out = flag_model_disagreement(a, pred)
     assert [(d.kind, d.consensus_labels, d.predicted_labels) for d in out] == [
@@ -345,7 +375,7 @@ def test_simulated_careless_annotator_ranked_last_and_corrupted_scored_lowest():
 def test_compare_labels_sorts_every_cell_once():
     a = base()
     c = merged()
-    c[7:10, 1:4] = 0
+    c[7:11, 1:5] = 0
     c[7:10, 8:12] = 9
     cmp = compare_labels(a, c)
     assert cmp.merged == ((7, (1, 2)),)
