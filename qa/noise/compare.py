@@ -71,6 +71,28 @@ class Comparison:
     n_candidate: int
 
 
+def sequential_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Renumber a label image 1..n so that per-id tables stay small whatever the ids.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (H, W)
+        Instance label image, 0 is background; ids may be as large as the dtype allows.
+
+    Returns
+    -------
+    seq : ndarray of int64, shape (H, W)
+        ``k + 1`` where ``labels == ids[k]``, 0 on background.
+    ids : ndarray of int64, shape (n,)
+        The original ids, ascending.
+    """
+    uniq, inverse = np.unique(labels, return_inverse=True)
+    inverse = inverse.reshape(labels.shape).astype(np.int64)
+    if uniq.size and uniq[0] == 0:
+        return inverse, uniq[1:].astype(np.int64)
+    return inverse + 1, uniq.astype(np.int64)
+
+
 def perimeters(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Count the outline pixels of every cell.
 

@@ -14,6 +14,8 @@ from scipy import ndimage as ndi
 from skimage.measure import regionprops_table
 from sklearn.ensemble import IsolationForest
 
+from qa.noise.compare import sequential_labels
+
 #: Outlier detection is skipped below this many cells: an isolation forest on a
 #: handful of samples flags noise.
 MIN_CELLS_FOR_OUTLIERS = 30
@@ -60,17 +62,16 @@ def cell_features(labels: np.ndarray, image: np.ndarray | None = None) -> CellFe
     names = FEATURE_NAMES if image is not None else FEATURE_NAMES[:3]
     if not np.any(labels):
         return CellFeatures(np.zeros(0, np.int64), np.zeros((0, len(names))), names)
+    seq, ids = sequential_labels(labels)
     props = ["label", "area", "eccentricity", "solidity"]
-    table = regionprops_table(labels.astype(np.int64, copy=False), properties=props)
+    table = regionprops_table(seq, properties=props)
     cols = [np.log(table["area"]), table["eccentricity"], table["solidity"]]
     if image is not None:
         gray = image.astype(float).mean(axis=2) if image.ndim == 3 else image.astype(float)
-        lab = labels.ravel()
-        ids = np.asarray(table["label"], dtype=np.int64)
-        sums = np.bincount(lab, weights=gray.ravel(), minlength=int(ids.max()) + 1)
-        cols.append(sums[ids] / table["area"])
+        sums = np.bincount(seq.ravel(), weights=gray.ravel(), minlength=ids.size + 1)
+        cols.append(sums[table["label"]] / table["area"])
     values = np.stack([np.asarray(c, dtype=float) for c in cols], axis=1)
-    return CellFeatures(np.asarray(table["label"], dtype=np.int64), values, names)
+    return CellFeatures(ids[np.asarray(table["label"], dtype=np.int64) - 1], values, names)
 
 
 def outlier_scores(
@@ -140,13 +141,14 @@ def local_contrast(
     noise = 1.4826 * float(np.median(np.abs(bg - np.median(bg))))
     noise = noise if noise > 0 else max(float(bg.std()), 1e-12)
     out = np.zeros(len(ids))
-    boxes = ndi.find_objects(labels.astype(np.int64, copy=False))
+    seq, present = sequential_labels(labels)
+    boxes = ndi.find_objects(seq)
     for n, cid in enumerate(np.asarray(ids, dtype=np.int64)):
-        box = boxes[cid - 1] if cid - 1 < len(boxes) else None
-        if box is None:
+        k = int(np.searchsorted(present, cid))
+        if k >= present.size or present[k] != cid:
             continue
-        sl = tuple(slice(max(s.start - 4, 0), s.stop + 4) for s in box)
-        cell = labels[sl] == cid
+        sl = tuple(slice(max(s.start - 4, 0), s.stop + 4) for s in boxes[k])
+        cell = seq[sl] == k + 1
         ring = ndi.binary_dilation(cell, iterations=3) & ~ndi.binary_dilation(cell)
         ring &= ~foreground[sl]
         if ring.any():

@@ -241,10 +241,12 @@ def _not_cell_likeness(
     if not cells:
         return {}
     ids = np.asarray(cells, dtype=np.int64)
-    areas = np.bincount(labels.ravel().astype(np.int64), minlength=int(ids.max()) + 1)[ids]
+    present, counts = np.unique(labels, return_counts=True)
+    areas = counts[np.searchsorted(present, ids)]
     sure = ref.ids[ref.share >= SURE_SHARE]
     if sure.size:
-        ref_areas = np.bincount(ref.labels.ravel(), minlength=int(ref.ids.max()) + 1)[sure]
+        present, counts = np.unique(ref.labels, return_counts=True)
+        ref_areas = counts[np.searchsorted(present, sure)]
         too_small = np.clip(np.log(np.median(ref_areas) / areas) / np.log(4.0), 0.0, 1.0)
     else:
         too_small = np.zeros(ids.size)

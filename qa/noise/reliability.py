@@ -127,7 +127,8 @@ def annotator_reliability(
     w = np.ones(k)
     scores = gold_scores.copy()
     iterations = 0
-    for iterations in range(1, max_iter + 1):  # noqa: B007 (reported)
+    while iterations < max_iter:
+        iterations += 1
         for m in np.flatnonzero(~is_gold):
             present = [j for j, mask in enumerate(images[m]) if mask is not None]
             for s in score_annotations([images[m][j] for j in present], weights=w[present],

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qa.metrics import instance_overlaps
-from qa.noise.compare import Comparison, compare_labels
+from qa.noise.compare import Comparison, compare_labels, sequential_labels
 from qa.noise.inputs import require_iou_threshold, require_masks, require_weights
 from qa.noise.reference import Reference, first_pass_reliability, leave_one_out
 
@@ -219,13 +219,15 @@ def _score_one(
 
 def centroids(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """(row, col) centroid of each given id, shape (n, 2) float64 (ids must be present)."""
-    flat = labels.ravel().astype(np.int64)
-    top = int(flat.max(initial=0)) + 1
+    seq, present = sequential_labels(labels)
+    flat = seq.ravel()
+    top = present.size + 1
     rows, cols = np.indices(labels.shape)
     area = np.bincount(flat, minlength=top).astype(float)
     cy = np.bincount(flat, weights=rows.ravel(), minlength=top)
     cx = np.bincount(flat, weights=cols.ravel(), minlength=top)
-    return np.stack([cy[ids] / area[ids], cx[ids] / area[ids]], axis=1)
+    k = np.searchsorted(present, np.asarray(ids, dtype=np.int64)) + 1
+    return np.stack([cy[k] / area[k], cx[k] / area[k]], axis=1)
 
 
 def registration_offset(

@@ -276,6 +276,19 @@ def test_scores_are_invariant_to_label_permutation_and_non_sequential_ids():
     ]
 
 
+def test_huge_ids_give_the_same_results():
+    masks = [base(), missing(), extra()]
+    big = [np.where(m > 0, np.uint32(4_000_000_000) + m.astype(np.uint32), 0).astype(np.uint32)
+           for m in masks]
+    assert score_annotations(big) == score_annotations(masks)
+    image = np.arange(base().size, dtype=float).reshape(base().shape)
+    flags = flag_instances(masks, image=image, min_score=0.0)
+    big_flags = flag_instances(big, image=image, min_score=0.0)
+    assert [(f.annotator, f.kind, f.score) for f in big_flags] == [
+        (f.annotator, f.kind, f.score) for f in flags]
+    assert big_flags[-1].labels == (4_000_000_009,)
+
+
 def test_scores_follow_the_annotators_when_they_are_reordered():
     masks = [base(), missing(), extra(), merged()]
     scores = score_annotations(masks)
