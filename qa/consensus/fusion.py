@@ -45,7 +45,9 @@ class Consensus:
     agreement : ndarray of float64, shape (N,)
         Mean IoU between instance ``i + 1`` and its members.
     rejected : ndarray of int64, shape (R, K)
-        Members of the clusters not kept (mostly instances one annotator drew alone).
+        Members of the clusters not kept: those judged spurious (posterior <= 0.5, mostly
+        instances one annotator drew alone) and rescued ones dropped as explained by
+        better-supported instances (split fragments, merged blobs; posterior > 0.5).
     rejected_confidence : ndarray of float64, shape (R,)
         Posterior of those clusters being real.
     sensitivity : ndarray of float64, shape (K,)
@@ -151,8 +153,6 @@ def _cluster_and_judge(seqs, keys, areas, iou_threshold, min_support, rescue):
     if rescue:
         keep |= posterior > 0.5
     return members, support, posterior, sens, fpr, keep
-
-
 
 
 def _label_dtype(n: int):

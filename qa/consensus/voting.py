@@ -20,7 +20,6 @@ from scipy import ndimage as ndi
 CLIP = 3.0
 _PAD = int(CLIP) + 2  # crop margin: outlines corrected by up to 2 px stay inside it
 _FAR = -(CLIP + 3.0)  # value of a map beyond its crop (at least _PAD - 0.5 px outside)
-_GAP = _PAD + 1  # spacing between packed crops: nearer pixels always belong to their own
 
 
 def signed_distance(mask: np.ndarray) -> np.ndarray:
@@ -42,50 +41,52 @@ class InstanceMap:
     sdf: np.ndarray  # float32, window shape; > 0 inside
 
 
-def instance_maps(seq: np.ndarray, boxes, shape) -> list[InstanceMap]:
+def instance_maps(seq: np.ndarray, boxes, shape) -> list[InstanceMap | None]:
     """Signed distance maps of every instance of one sequentially labelled mask.
 
-    All crops are packed side by side, ``_GAP`` px apart, into one canvas, so that two
-    distance transforms serve every instance (one per crop would cost ~100 us each).
-    Distances up to ``_PAD`` px are exact; farther ones only need to stay far.
+    Every instance gets a canvas cell of its bounding box plus ``_PAD`` px on each side
+    (also beyond the image border, which counts as outside), and all cells are packed
+    edge to edge into one canvas, so that two distance transforms serve every instance
+    (one transform per instance would cost ~100 us each). Any pixel of a cell is at least
+    ``_PAD`` px from the other cells' instances, so distances up to ``_PAD`` px are exact
+    and farther ones stay at least that far. Entry ``i - 1`` is None for absent ids.
     """
-    crops, windows = [], []
+    cells = []
     for i, sl in enumerate(boxes, start=1):
         if sl is None:
-            crops.append(None)
-            windows.append(None)
+            cells.append(None)
             continue
-        win = (slice(max(sl[0].start - _PAD, 0), min(sl[0].stop + _PAD, shape[0])),
-               slice(max(sl[1].start - _PAD, 0), min(sl[1].stop + _PAD, shape[1])))
-        windows.append(win)
-        crops.append(seq[win] == i)
-    present = [i for i, c in enumerate(crops) if c is not None]
+        cells.append((i, sl, seq[sl] == i))
+    present = [c for c in cells if c is not None]
     if not present:
-        return [None] * len(crops)
+        return [None] * len(cells)
+    sizes = {i: (m.shape[0] + 2 * _PAD, m.shape[1] + 2 * _PAD) for i, _, m in present}
     # shelf packing, tallest first
-    order = sorted(present, key=lambda i: -crops[i].shape[0])
-    width = max(max(crops[i].shape[1] for i in present) + 2 * _GAP,
-                int(np.sqrt(sum((crops[i].shape[0] + _GAP) * (crops[i].shape[1] + _GAP)
-                                for i in present)) * 1.3))
+    order = sorted(sizes, key=lambda i: (-sizes[i][0], i))
+    width = max(max(w for _, w in sizes.values()),
+                int(np.sqrt(sum(h * w for h, w in sizes.values())) * 1.2))
     places = {}
-    x = y = _GAP
-    shelf = 0
+    x = y = shelf = 0
     for i in order:
-        h, w = crops[i].shape
-        if x + w + _GAP > width:
-            x, y, shelf = _GAP, y + shelf + _GAP, 0
+        h, w = sizes[i]
+        if x + w > width:
+            x, y, shelf = 0, y + shelf, 0
         places[i] = (y, x)
-        x += w + _GAP
+        x += w
         shelf = max(shelf, h)
-    canvas = np.zeros((y + shelf + _GAP, width), bool)
-    for i in present:
-        (py, px), (h, w) = places[i], crops[i].shape
-        canvas[py:py + h, px:px + w] = crops[i]
+    canvas = np.zeros((y + shelf, width), bool)
+    for i, _, m in present:
+        py, px = places[i]
+        canvas[py + _PAD:py + _PAD + m.shape[0], px + _PAD:px + _PAD + m.shape[1]] = m
     sdf = signed_distance(canvas)
-    out: list[InstanceMap | None] = [None] * len(crops)
-    for i in present:
-        (py, px), (h, w) = places[i], crops[i].shape
-        out[i] = InstanceMap(windows[i], sdf[py:py + h, px:px + w])
+    out: list[InstanceMap | None] = [None] * len(cells)
+    for i, sl, _ in present:
+        y0, y1 = max(sl[0].start - _PAD, 0), min(sl[0].stop + _PAD, shape[0])
+        x0, x1 = max(sl[1].start - _PAD, 0), min(sl[1].stop + _PAD, shape[1])
+        py = places[i][0] + _PAD - (sl[0].start - y0)
+        px = places[i][1] + _PAD - (sl[1].start - x0)
+        out[i - 1] = InstanceMap((slice(y0, y1), slice(x0, x1)),
+                                 sdf[py:py + y1 - y0, px:px + x1 - x0])
     return out
 
 
