@@ -109,7 +109,10 @@ def score_annotations(
     weights : array_like of float, shape (k,), keyword-only, optional
         Per-annotator reliabilities in (0, 1], e.g. from :func:`annotator_reliability`.
         By default each annotator's mean F1 against every other annotator on this image
-        (a first-pass reliability) is used.
+        (a first-pass reliability) is used. The reference for annotation ``i`` is always
+        fused from the other masks only; with the default weights ``i`` still sways how
+        much each of the others counts (through its F1 with them), so pass weights
+        estimated elsewhere to make the reference fully independent of ``i``.
     iou_threshold : float, keyword-only
         IoU for matching and clustering, in [0.5, 1).
 
