@@ -111,7 +111,8 @@ def flag_instances(
     masks : sequence of ndarray of int, shape (H, W)
         k >= 2 instance label images of one image, one per annotator; 0 is background.
     image : ndarray, shape (H, W) or (H, W, C), keyword-only, optional
-        The intensity image; adds mean intensity to the outlier features.
+        The intensity image; adds mean intensity to the outlier features and lets a
+        ``spurious`` cell be judged by whether it shows any signal.
     consensus : qa.consensus.Consensus, keyword-only, optional
         A consensus of exactly these ``masks`` (``fuse(masks)``). When given, every
         annotation is compared with its label image, and a cell's support counts only the

@@ -11,7 +11,7 @@ from qa.metrics import instance_overlaps
 from qa.noise.compare import compare_labels
 from qa.noise.inputs import require_iou_threshold, require_label_image
 from qa.noise.reference import MIN_RELIABILITY
-from qa.noise.scores import score_annotations
+from qa.noise.scores import registration_offset, score_annotations
 
 #: A gold image (known truth) counts this many times as much as an image judged only
 #: against the other annotators.
@@ -168,7 +168,8 @@ def _score_against_truth(
 ) -> tuple[float, float, float, float]:
     """(quality, recall, plausible, iou) of ``mask`` with every truth cell a sure cell."""
     cmp = compare_labels(truth, mask, iou_threshold=iou_threshold)
-    found = cmp.matched.shape[0] + cmp.poor.shape[0]
+    found = (cmp.matched.shape[0] + cmp.poor.shape[0] + len(cmp.split)
+             + sum(len(refs) for _, refs in cmp.merged))
     recall = found / cmp.n_reference if cmp.n_reference else 1.0
     ov = instance_overlaps(truth, mask)
     plausible = np.unique(ov.pairs[:, 1]).size / cmp.n_candidate if cmp.n_candidate else 1.0
@@ -176,7 +177,9 @@ def _score_against_truth(
         iou = 1.0
     else:
         iou = float(cmp.matched_ious.mean()) if cmp.matched_ious.size else 0.0
-    return recall * plausible * iou, recall, plausible, iou
+    offset, radius = registration_offset(truth, mask, ov, ov.labels_a)
+    registration = max(0.0, 1.0 - offset / radius) if radius > 0 else 1.0
+    return recall * plausible * iou * registration, recall, plausible, iou
 
 
 def _check(per_image_masks, gold):
