@@ -38,6 +38,8 @@ _SENS_PRIOR = 0.8
 _FP_PRIOR = 0.3
 _PRIOR_STRENGTH = 6.0
 _PI_PRIOR = (2.0, 2.0)
+#: Largest boundary bias corrected (px); the distance-map crops leave room for it.
+MAX_BIAS = 2.5
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -119,21 +121,19 @@ def size_evidence(log_area: np.ndarray, confirmed: np.ndarray) -> np.ndarray:
     return np.clip(log_real + np.log(span), -3.0, 1.0)
 
 
-def solve_outlines(stats, pin: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def solve_outlines(stats) -> tuple[np.ndarray, np.ndarray]:
     """Per-annotator boundary bias and outline noise from pairwise outline offsets.
 
     Parameters
     ----------
     stats : qa.consensus.voting.OutlineStats
         Per-cluster offsets between the outlines of every pair of annotators.
-    pin : ndarray of float, shape (K,), optional
-        Weights of the mean annotator the biases are measured from (default equal).
 
     Returns
     -------
     bias : ndarray of float64, shape (K,)
         Systematic offset per annotator in px (positive = draws too large), clipped to
-        +-3 px; 0 for an annotator that shares no cluster.
+        +-``MAX_BIAS`` (2.5) px; 0 for an annotator that shares no cluster.
     noise : ndarray of float64, shape (K,)
         Variance (px^2) of the annotator's outline around its own biased mean, at least
         0.05; the median of the others for an annotator that shares no cluster.
@@ -147,7 +147,7 @@ def solve_outlines(stats, pin: np.ndarray | None = None) -> tuple[np.ndarray, np
     Both are solved by least squares over the pairs (exactly determined with three
     annotators; with two the noise is split evenly). Annotations alone cannot tell where
     the true outline is, only how the annotators differ, so the biases are pinned by
-    ``sum_j pin_j beta_j = 0``: everybody is corrected to the (pin-weighted) mean annotator. (Pinning to the
+    ``sum_j beta_j = 0``: everybody is corrected to the mean annotator. (Pinning to the
     reliability-weighted, the precision-weighted or the median annotator was tried on
     simulated panels and put outlines further from the truth.)
     """
@@ -168,13 +168,9 @@ def solve_outlines(stats, pin: np.ndarray | None = None) -> tuple[np.ndarray, np
     noise = np.full(k, 0.0)
     noise[has] = np.clip(var, 0.05, None)
     noise[~has] = np.median(noise[has])
-    p = np.ones(k) if pin is None else np.asarray(pin, np.float64)
-    p = np.where(has, p, 0.0)
-    if p.sum() <= 0:
-        p = has.astype(np.float64)
-    a = np.vstack([rows[:, has], 10.0 * p[has] / p.sum()])
+    a = np.vstack([rows[:, has], np.full(int(has.sum()), 10.0 / has.sum())])
     b = np.concatenate([rel, [0.0]])
     sol, *_ = np.linalg.lstsq(a, b, rcond=None)
     bias = np.zeros(k)
     bias[has] = sol
-    return np.clip(bias, -3.0, 3.0), noise
+    return np.clip(bias, -MAX_BIAS, MAX_BIAS), noise

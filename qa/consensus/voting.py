@@ -18,7 +18,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 CLIP = 3.0
-_PAD = int(CLIP) + 2  # crop margin: outlines corrected by up to 2 px stay inside it
+_PAD = int(CLIP) + 2  # crop margin: outlines moved by up to MAX_BIAS (2.5) px stay inside
 _FAR = -(CLIP + 3.0)  # value of a map beyond its crop (at least _PAD - 0.5 px outside)
 
 
