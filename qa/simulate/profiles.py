@@ -41,10 +41,38 @@ class InjectedError:
 
 @dataclass(frozen=True)
 class AnnotatorProfile:
-    """Error rates of one simulated annotator (see the module docstring for each step).
+    """Error rates of one simulated annotator.
 
-    All rates are probabilities in 0..1 except ``spurious_per_image`` (a Poisson mean),
-    the pixel quantities and ``polygon_coarseness`` (a tolerance in px, 0 = pixel-exact).
+    The steps that use them are described in :mod:`qa.simulate.annotators`.
+
+    Attributes
+    ----------
+    name : str
+        Label of the profile (unique within a panel).
+    boundary_bias_px : float
+        Systematic outline shift in px, within +-5 (> 0 draws cells too large).
+    boundary_jitter_px : float
+        Standard deviation of a per-cell extra shift in px (>= 0).
+    outline_noise_px : float
+        Standard deviation of a smooth wobble along every outline in px (>= 0).
+    miss_rate : float
+        Probability of missing any cell.
+    miss_faint_rate : float
+        Extra probability of missing a cell, times its faintness (0..1).
+    merge_rate : float
+        Probability of merging each pair of touching cells.
+    split_rate : float
+        Probability of splitting each cell of >= 60 px in two.
+    debris_rate : float
+        Probability of labelling each debris particle in the image as a cell.
+    spurious_per_image : float
+        Poisson mean of random blobs drawn in the background.
+    polygon_coarseness : float
+        Douglas–Peucker tolerance of the outline polygons in px (0 = pixel-exact).
+    corruption_rate : float
+        Probability that the whole annotation is heavily corrupted.
+    careless : bool
+        Marks the systematically careless profile(s) of a panel.
     """
 
     name: str
@@ -67,7 +95,8 @@ class AnnotatorProfile:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"AnnotatorProfile.{name} must be in [0, 1], got {value}")
-        for name in ("boundary_jitter_px", "outline_noise_px", "spurious_per_image", "polygon_coarseness"):
+        for name in ("boundary_jitter_px", "outline_noise_px", "spurious_per_image",
+                     "polygon_coarseness"):
             if getattr(self, name) < 0:
                 raise ValueError(f"AnnotatorProfile.{name} must be >= 0, got {getattr(self, name)}")
         if abs(self.boundary_bias_px) > 5:
