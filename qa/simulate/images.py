@@ -118,7 +118,8 @@ def _place_cells(rng, shape, n_cells, diameter, cluster_fraction, max_steal):
     labels = np.zeros(shape, np.int32)
     best = np.full(shape, np.inf)
     blobs: list[_Blob] = []
-    full_area: list[int] = []
+    full_area = np.zeros(n_cells + 1, np.int64)  # by id; index 0 unused
+    cur_area = np.zeros(n_cells + 1, np.int64)
     attempts = 0
     while len(blobs) < n_cells and attempts < 60 * n_cells:
         attempts += 1
@@ -143,15 +144,18 @@ def _place_cells(rng, shape, n_cells, diameter, cluster_fraction, max_steal):
         win = inside & (nm < best[sl])
         if win.sum() < 0.75 * area:
             continue
-        lost = np.bincount(labels[sl][win], minlength=len(blobs) + 1)[1:]
-        cur = np.bincount(labels.ravel(), minlength=len(blobs) + 1)[1:]
-        if np.any((cur - lost)[lost > 0] < (1 - max_steal) * np.asarray(full_area)[lost > 0]):
+        lost = np.bincount(labels[sl][win], minlength=len(blobs) + 1)
+        lost[0] = 0
+        hit = np.flatnonzero(lost)
+        if np.any(cur_area[hit] - lost[hit] < (1 - max_steal) * full_area[hit]):
             continue
         new_id = len(blobs) + 1
         labels[sl][win] = new_id
         best[sl][win] = nm[win]
         blobs.append(blob)
-        full_area.append(area)
+        full_area[new_id] = area
+        cur_area[hit] -= lost[hit]
+        cur_area[new_id] = int(win.sum())
     # A cell cut in two by a later neighbour keeps only its largest piece.
     for i in range(1, len(blobs) + 1):
         sl = blobs[i - 1].bbox(shape)
