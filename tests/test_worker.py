@@ -11,7 +11,7 @@ import pytest
 from django.conf import settings
 
 from annotation.models import Assignment, Job
-from tests.api.helpers import url
+from tests.api.uploads import url
 from tests.conftest import broker_configured
 from tests.factories import api_client, world  # noqa: F401
 

@@ -10,7 +10,7 @@ from django.test import override_settings
 from annotation.models import Image
 from annotation.services import ImageMetadata, image_upload, images_upload_many
 from config.errors import InvalidInput, PermissionDenied
-from tests.api.helpers import stored_files, upload, url
+from tests.api.uploads import stored_files, upload, url
 from tests.factories import png_bytes, synthetic_image, tiff_bytes
 
 pytestmark = pytest.mark.django_db

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from annotation import tasks
 from annotation.models import Assignment, Job
-from tests.api.helpers import url
+from tests.api.uploads import url
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_tasks")]
 

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image as PILImage
 
 from annotation.models import Annotation, Assignment
-from tests.api.helpers import stored_files, upload, url
+from tests.api.uploads import stored_files, upload, url
 from tests.factories import label_mask, png_bytes
 
 pytestmark = pytest.mark.django_db

@@ -5,7 +5,7 @@ import pytest
 
 from annotation.models import Annotation, Image
 from guidelines.models import Acknowledgement, GuidelineVersion
-from tests.api.helpers import png_claiming, stored_files, upload, url
+from tests.api.uploads import png_claiming, stored_files, upload, url
 from tests.factories import label_mask, png_bytes, synthetic_image, tiff_bytes
 
 pytestmark = pytest.mark.django_db

@@ -20,7 +20,7 @@ from annotation.masks import (
 )
 from annotation.models import Annotation, Assignment
 from annotation.services.mask_export import annotation_labels
-from tests.api.helpers import stored_files, upload, url
+from tests.api.uploads import stored_files, upload, url
 from tests.factories import AssignmentFactory, ImageFactory
 
 pytestmark = pytest.mark.django_db

@@ -12,7 +12,7 @@ import pytest
 
 from annotation.models import Annotation, Assignment, Image, Job, Membership
 from guidelines.models import Acknowledgement, GuidelineVersion
-from tests.api.helpers import stored_files, upload, url
+from tests.api.uploads import stored_files, upload, url
 from tests.factories import JobFactory, UserFactory, label_mask, png_bytes, synthetic_image
 
 pytestmark = pytest.mark.django_db

@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth.models import Permission
 
 from annotation.models import Membership, Project
-from tests.api.helpers import url
+from tests.api.uploads import url
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

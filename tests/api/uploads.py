@@ -1,4 +1,4 @@
-"""Helpers for API tests: URLs, crafted files, counting stored files."""
+"""Building blocks for API tests: URLs, crafted upload files, counting stored files."""
 
 from __future__ import annotations
 
