@@ -10,7 +10,7 @@ from guidelines.services import (
     guideline_version_publish,
     guideline_version_update,
 )
-from tests.api.helpers import url
+from tests.api.uploads import url
 
 pytestmark = pytest.mark.django_db
 
