@@ -67,7 +67,8 @@ class InstanceFlag:
           other annotators who drew the cell and ``u`` how much smaller it is than the
           cells the others agree on (1 at a quarter of their median area or less);
         - ``split``: the share ``s`` of the others who drew the cell;
-        - ``merged``: the smallest such share among the cells merged;
+        - ``merged``: the second largest share among the cells merged (how sure it is
+          that at least two cells the others drew were merged);
         - ``spurious``: ``1 - (1 - u) * (1 + s) / 2`` with ``s`` (< 1/2) the share of the
           others who drew something matching the cell (0 when nobody did) and ``u`` in
           0..1 how little it looks like the cells the others agree on: far smaller than
@@ -152,7 +153,9 @@ def flag_instances(
     - ``missed``: reference cell with ``s > 0`` and nothing of ``i`` on it, scored
       ``s`` times how much it looks like the cells the others agree on (by size only:
       the cells left out are often the faint ones, so image contrast would mislead);
-    - ``merged`` / ``split``: the group involves reference cells with ``s >= 1/2``;
+    - ``merged``: a cell of ``i`` holds more than half of each of two or more
+      reference cells (any ``s > 0``);
+    - ``split``: the reference cell cut up has ``s >= 1/2``;
     - ``spurious``: a cell of ``i`` with no reference counterpart, or matched to a
       reference cell with ``s < 1/2``; its score rises towards 1 for a cell a quarter of
       the typical area or smaller (debris) and, with an image, for a cell with no signal
@@ -286,9 +289,9 @@ def _disagreement_flags(
         add(FlagKind.MISSED, float(ref.share_of([r])[0]) * (1.0 - not_cell_ref[r]), (), [r])
     for c, refs in cmp.merged:
         s = ref.share_of(list(refs))
-        real = [r for r, v in zip(refs, s, strict=True) if v >= 0.5]
+        real = [r for r, v in zip(refs, s, strict=True) if v > 0]
         if len(real) >= 2:
-            add(FlagKind.MERGED, float(s[s >= 0.5].min()), (c,), real)
+            add(FlagKind.MERGED, float(np.sort(s)[-2]), (c,), real)
     for r, parts in cmp.split:
         s = float(ref.share_of([r])[0])
         if s >= 0.5:
