@@ -121,8 +121,15 @@ def test_spurious_score_rises_for_a_cell_drawn_on_nothing():
 
 def test_split_cell_gives_split_with_both_parts():
     a = base()
-    flags = flag_instances([a, a.copy(), split()])
+    flags = flag_instances([a, a.copy(), split()], min_score=0.5)
     assert flags == [InstanceFlag(2, FlagKind.SPLIT, 1.0, (5, 6), ((0, 2), (1, 2)))]
+    # seen from annotator 0, the others disagree: annotator 2 (weight 6/7 against 13/14
+    # for annotator 1) drew two cells where 0 drew one, a weak suspicion of a merge
+    weak = [f for f in flag_instances([a, a.copy(), split()]) if f.kind == FlagKind.MERGED]
+    assert weak == [
+        InstanceFlag(0, FlagKind.MERGED, pytest.approx(12 / 25), (2,), ((1, 2), (2, 5), (2, 6))),
+        InstanceFlag(1, FlagKind.MERGED, pytest.approx(12 / 25), (2,), ((0, 2), (2, 5), (2, 6))),
+    ]
 
 
 def test_shifted_outline_is_boundary_with_one_minus_iou():
