@@ -67,8 +67,9 @@ class InstanceFlag:
           other annotators who drew the cell and ``u`` how much smaller it is than the
           cells the others agree on (1 at a quarter of their median area or less);
         - ``split``: the share ``s`` of the others who drew the cell;
-        - ``merged``: the second largest share among the cells merged (how sure it is
-          that at least two cells the others drew were merged);
+        - ``merged``: the second largest of ``s * (1 - u)`` over the cells merged, with
+          ``u`` as for ``missed`` (how sure it is that at least two whole cells the others
+          drew were merged: a small part is more likely a split by one of the others);
         - ``spurious``: ``1 - (1 - u) * (1 + s) / 2`` with ``s`` (< 1/2) the share of the
           others who drew something matching the cell (0 when nobody did) and ``u`` in
           0..1 how little it looks like the cells the others agree on: far smaller than
@@ -291,7 +292,10 @@ def _disagreement_flags(
         s = ref.share_of(list(refs))
         real = [r for r, v in zip(refs, s, strict=True) if v > 0]
         if len(real) >= 2:
-            add(FlagKind.MERGED, float(np.sort(s)[-2]), (c,), real)
+            # a half-size part the others drew is more likely a split of theirs
+            u = _not_cell_likeness(ref.labels, real, ref, None, foreground)
+            support = np.sort([ref.share_of([r])[0] * (1.0 - u[r]) for r in real])
+            add(FlagKind.MERGED, float(support[-2]), (c,), real)
     for r, parts in cmp.split:
         s = float(ref.share_of([r])[0])
         if s >= 0.5:
