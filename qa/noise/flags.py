@@ -9,7 +9,7 @@ from enum import StrEnum
 import numpy as np
 
 from qa.noise.compare import compare_labels
-from qa.noise.features import cell_features, local_contrast, outlier_scores
+from qa.noise.features import cell_features, edge_strength, outlier_scores
 from qa.noise.inputs import (
     require_fraction,
     require_image,
@@ -25,9 +25,10 @@ from qa.noise.reference import (
 )
 from qa.noise.scores import BOUNDARY_IOU, SURE_SHARE
 
-#: Local contrast (in background-noise units, see :func:`qa.noise.features.local_contrast`)
-#: from which a cell counts as showing signal in the image.
-SIGNAL_Z = 1.5
+#: Edge strength along a cell's outline (relative to the background, see
+#: :func:`qa.noise.features.edge_strength`) from which a cell counts as showing in the
+#: image; at 1 (plain background) it counts as drawn on nothing.
+EDGE_SIGNAL = 2.5
 
 
 class FlagKind(StrEnum):
@@ -240,7 +241,8 @@ def _not_cell_likeness(
 
     ``too_small``: ``log(median sure area / area) / log 4`` clipped to 0..1 (a quarter of
     the typical area or less gives 1); with an image also ``no_signal``:
-    ``1 - |local contrast| / SIGNAL_Z`` clipped to 0..1 (no signal above the noise gives 1).
+    ``(EDGE_SIGNAL - edge strength) / (EDGE_SIGNAL - 1)`` clipped to 0..1 (an outline
+    along which the image changes no more than in the background gives 1).
     The larger of the two is returned.
     """
     if not cells:
@@ -257,8 +259,9 @@ def _not_cell_likeness(
         too_small = np.zeros(ids.size)
     likeness = too_small
     if image is not None:
-        contrast = local_contrast(labels, ids, image, foreground)
-        likeness = np.maximum(likeness, np.clip(1.0 - np.abs(contrast) / SIGNAL_Z, 0.0, 1.0))
+        edges = edge_strength(labels, ids, image, foreground)
+        no_signal = np.clip((EDGE_SIGNAL - edges) / (EDGE_SIGNAL - 1.0), 0.0, 1.0)
+        likeness = np.maximum(likeness, np.nan_to_num(no_signal, nan=0.0))
     return {int(c): float(v) for c, v in zip(ids, likeness, strict=True)}
 
 
