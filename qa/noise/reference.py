@@ -4,7 +4,8 @@ An annotation is never judged against a consensus it took part in. For annotator
 the other annotations are fused with :func:`qa.consensus.fuse` keeping every cluster
 (``min_support=1``), and each fused cell gets the reliability-weighted share of the
 other annotators who drew it. Cells with a share of at least one half form the
-reference; the shares themselves make the soft counts behind ``quality``.
+reference behind F1 and the error counts; cells most of the others agree on carry
+``quality``; the shares themselves score the instance flags.
 """
 
 from __future__ import annotations
