@@ -354,6 +354,20 @@ def test_model_disagreement_hand_case():
     assert flag_model_disagreement(a, a) == []
 
 
+def test_model_disagreement_split_and_boundary():
+    a = base()
+    pred = split()
+    pred[1:5, 1:5] = 0
+    pred[1:5, 1:4] = 1  # 12 of 16 pixels: IoU 0.75, not flagged
+    pred[7:11, 1:5] = 0
+    pred[7:11, 1:3] = 3  # 8 of 16 pixels: IoU 0.5, matched but boundary
+    out = flag_model_disagreement(a, pred)
+    assert [(d.kind, d.consensus_labels, d.predicted_labels, d.score) for d in out] == [
+        (FlagKind.SPLIT, (2,), (5, 6), pytest.approx(0.5)),
+        (FlagKind.BOUNDARY, (3,), (3,), pytest.approx(0.5)),
+    ]
+
+
 # ---------------------------------------------------------------- annotator_reliability
 
 
