@@ -303,6 +303,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1,
                     help="torch CPU threads (on the shared 2-core machine 1 was 2x faster)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    ap.add_argument("--name", default=None,
+                    help="output file stem (default gating_experiment[_quick])")
     args = ap.parse_args(argv)
     quick = dict(train_images=6, test_images=4, size=192, steps=60)
     full = dict(train_images=10, test_images=6, size=256, steps=300)
@@ -315,7 +317,8 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / ("gating_experiment_quick" if args.quick else "gating_experiment")
+    stem = args.out / (args.name or ("gating_experiment_quick" if args.quick
+                                     else "gating_experiment"))
     t0 = time.perf_counter()
     runs = {}
     for seed in args.seeds:
