@@ -166,3 +166,20 @@ def test_inputs_are_validated_before_training(data, tmp_path):
                      options=cp.CellposeOptions(nbase=(8, 16, 32), min_train_masks=50))
     with pytest.raises(ValueError, match="diameter"):
         cp.predict(images[:1], weights=Path("x"), diameter="big")
+
+
+def test_published_model_layout_loads_from_a_local_file(tmp_path):
+    """A state dict with Cellpose's default widths (cyto3/nuclei layout) loads as is."""
+    import torch
+    from cellpose.resnet_torch import CPnet
+
+    net = CPnet([2, 32, 64, 128, 256], 3, sz=3, mkldnn=False, max_pool=True, diam_mean=30.0)
+    path = tmp_path / "nuclei_like.pth"
+    torch.save(net.state_dict(), path)
+    model = cp.load_model(path, device="cpu", diam_mean=17.0)
+    assert model.nbase == [2, 32, 64, 128, 256]
+    assert model.diam_mean == 17.0
+    assert model.net is not None and not hasattr(model.net, "inner")  # no style padding
+    images, _ = disks(1, size=64, n_cells=4, seed=2)
+    out = cp.predict(images, weights=path, device="cpu", tile_size=64)
+    assert out[0].shape == (64, 64) and out[0].dtype == np.uint16

@@ -136,3 +136,18 @@ def test_prediction_arguments_are_checked(data, trained):
         sb.predict(data[0], weights=weights, mode="cellpose")
     with pytest.raises(ValueError, match="model_type"):
         sb.SamOptions(model_type="vit_x")
+
+
+def test_official_checkpoint_layout_is_recognised_by_encoder_width(tmp_path):
+    import torch
+
+    from training.backbones import sam_model
+
+    path = tmp_path / "sam_vit_b_01ec64.pth"
+    torch.save({"mask_decoder.iou_token.weight": torch.zeros(1, 256),
+                "image_encoder.patch_embed.proj.weight": torch.zeros(768, 3, 16, 16)}, path)
+    assert sam_model.load_state(path)[1] == {"name": "vit_b"}
+    torch.save({"mask_decoder.iou_token.weight": torch.zeros(1, 256),
+                "image_encoder.patch_embed.proj.weight": torch.zeros(500, 3, 16, 16)}, path)
+    with pytest.raises(WeightsError, match="unknown SAM encoder width 500"):
+        sam_model.load_state(path)

@@ -326,17 +326,20 @@ def fine_tune(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], *,
               "base_weights": None if base_weights is None else str(base_weights)})
 
 
-def load_model(weights: str | Path, *, device: str = "auto") -> Any:
+def load_model(weights: str | Path, *, device: str = "auto",
+               diam_mean: float | None = None) -> Any:
     """A ``cellpose.models.CellposeModel`` running the net in ``weights``.
 
-    Raises :class:`WeightsError` (naming the path) before building anything when the
-    file is missing, damaged or not a Cellpose 3 network.
+    ``diam_mean`` overrides the diameter stored in the file (Cellpose itself does so for
+    its built-in nuclei model, 17 px).  Raises :class:`WeightsError` (naming the path)
+    before building anything when the file is missing, damaged or not a Cellpose 3 network.
     """
     state, nbase = load_state(weights)
     from cellpose import models
 
     dev = resolve_device(device)
-    diam_mean = float(state["diam_mean"].reshape(-1)[0]) if "diam_mean" in state else 30.0
+    if diam_mean is None:
+        diam_mean = float(state["diam_mean"].reshape(-1)[0]) if "diam_mean" in state else 30.0
     net = build_net(nbase, diam_mean=diam_mean, seed=0, device=dev)
     net.load_state_dict(state)
     net.eval()
@@ -360,7 +363,8 @@ def predict(images: Sequence[np.ndarray], *, weights: str | Path,
             channels: tuple[int, int] = (0, 0), channel_axis: int | None = None,
             diameter: float | str | None = None, flow_threshold: float = 0.4,
             cellprob_threshold: float = 0.0, min_size: int = 15, tile_size: int = 224,
-            batch_size: int = 8, device: str = "auto") -> list[np.ndarray]:
+            batch_size: int = 8, device: str = "auto",
+            diam_mean: float | None = None) -> list[np.ndarray]:
     """Segment images with a Cellpose 3 weights file.
 
     Parameters
@@ -376,6 +380,8 @@ def predict(images: Sequence[np.ndarray], *, weights: str | Path,
         that diameter; None uses the mean diameter of the training labels.
     flow_threshold, cellprob_threshold, min_size, tile_size, batch_size
         Passed to ``CellposeModel.eval`` (``tile_size`` is its ``bsize``).
+    diam_mean : float or None
+        Overrides the diameter the net was trained at (see :func:`load_model`).
 
     Returns
     -------
@@ -388,7 +394,7 @@ def predict(images: Sequence[np.ndarray], *, weights: str | Path,
     if isinstance(diameter, (int, float)) and not diameter > 0:
         raise ValueError(f"diameter must be positive, got {diameter!r}")
     shapes = [image_hw(np.asarray(img)) for img in images]
-    model = load_model(weights, device=device)
+    model = load_model(weights, device=device, diam_mean=diam_mean)
     from cellpose import utils
 
     def run(img, diam):

@@ -51,6 +51,9 @@ class Command(BaseCommand):
         parser.add_argument("--nbase", default=None,
                             help="U-Net widths of a new cellpose net, e.g. 32,64,128,256")
         parser.add_argument("--min-train-masks", type=int, default=5)
+        parser.add_argument("--diam-mean", type=float, default=None,
+                            help="cellpose: diameter cells are rescaled to (default: from the "
+                                 "base weights, or 30)")
         parser.add_argument("--sam-model", choices=("vit_b", "vit_l", "vit_h", "tiny"),
                             default="vit_b")
         parser.add_argument("--resume", action="store_true")
@@ -100,7 +103,7 @@ class FinetuneJob:
             options = CellposeOptions(
                 channels=_ints(o["channels"], "--channels"), channel_axis=o["channel_axis"],
                 nbase=_ints(o["nbase"], "--nbase") if o["nbase"] else DEFAULT_NBASE,
-                min_train_masks=o["min_train_masks"])
+                min_train_masks=o["min_train_masks"], diam_mean=o.get("diam_mean"))
         else:
             from training.backbones.sam import SamOptions
 
@@ -230,7 +233,9 @@ def run_finetune(job: FinetuneJob, *, stream=None) -> dict[str, Any]:
         if job.backbone == "cellpose":
             return backbone.predict(test_images, weights=weights, device=job.config.device,
                                     channels=job.options.channels,
-                                    channel_axis=job.options.channel_axis)
+                                    channel_axis=job.options.channel_axis,
+                                    tile_size=job.config.tile_size,
+                                    diam_mean=job.options.diam_mean)
         boxes = [sam_backbone.label_boxes(np.asarray(lab))[1] for lab in test_labels]
         return backbone.predict(test_images, weights=weights, boxes=boxes,
                                 device=job.config.device)
