@@ -11,6 +11,13 @@ writes a checkpoint with the optimiser state every ``save_every`` epochs and res
 the *same* weights as an uninterrupted run (each epoch's randomness is drawn from a seed
 derived from ``(config.seed, epoch)``, as ``train_seg`` reseeds per epoch).
 
+Deliberate differences from ``train_seg``: the per-epoch seed also depends on
+``config.seed`` (``train_seg`` seeds with the epoch alone); the validation loss is computed
+every epoch, not every tenth; the warm-up length is ``config.warmup_epochs`` (10 in
+``train_seg``); the global NumPy RNG that cellpose's augmentation draws from is saved and
+restored around each epoch, and the net is initialised inside ``torch.random.fork_rng``,
+so training neither depends on nor disturbs other code's random state.
+
 The weights file is a plain ``state_dict`` of ``cellpose.resnet_torch.CPnet``, so a net
 with the default widths loads in Cellpose itself (``CellposeModel(pretrained_model=...)``).
 Prediction uses ``CellposeModel.eval`` with the fine-tuned net in place.

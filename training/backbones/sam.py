@@ -5,13 +5,15 @@ what makes CPU fine-tuning possible: ``vit_b`` embeds one image in about 19 s on
 CPU).  Each optimiser step takes up to ``batch_size`` cells of one image, prompts the
 decoder with each cell's bounding box (randomly jittered by ``box_jitter`` of its side)
 and minimises BCE + soft Dice between the single-mask output and the cell at the
-decoder's low resolution (4x the embedding grid: a quarter of vit_b's input frame), plus the MSE between
-the predicted and the actual IoU so the IoU head stays usable for automatic mode.
+decoder's low resolution (4x the embedding grid: a quarter of vit_b's input frame), plus
+the MSE between the predicted and the actual IoU so the IoU head stays usable for
+automatic mode.  Each epoch's image order, cell order and jitter come from
+``np.random.default_rng([seed, epoch])``, so a resumed run reaches the same weights.
 
-Architectures: ``vit_b``/``vit_l``/``vit_h`` from ``segment_anything.sam_model_registry``
-(recognised from an official checkpoint's shapes) and ``tiny``, a small ViT built from
-``segment_anything.modeling`` for tests and CI.  Weights files of ours hold
-``{"backbone": "sam", "arch": ..., "model": state_dict}`` and are self-contained.
+Architectures (:mod:`training.backbones.sam_model`): ``vit_b``/``vit_l``/``vit_h`` and
+``tiny``.  Weights files of ours hold ``{"backbone": "sam", "arch": ..., "model":
+state_dict}`` and are self-contained; checkpoints hold only the trained parts and the
+optimiser state.
 
 torch and segment_anything are imported inside functions only.
 """
