@@ -2,7 +2,8 @@
 
 An *outlier* is a cell whose shape (or brightness) is unlike the other cells drawn on
 the same image: a sliver, a scribble, a blob around debris. Outliers are found with an
-isolation forest (Liu, Ting & Zhou 2008) seeded for reproducibility.
+isolation forest (Liu, Ting & Zhou 2008) seeded for reproducibility. The edge strength
+along a cell's outline tells a cell drawn on nothing from one the image shows.
 """
 
 from __future__ import annotations
