@@ -7,7 +7,9 @@ Public API
 ----------
 - :func:`score_annotations` -> list of :class:`AnnotationScore`: F1, mean IoU, counts of
   missed, spurious, merged, split and boundary-shifted cells and one ``quality`` in 0..1
-  per annotation of one image.
+  per annotation of one image; with ``expected=`` (an :class:`AnnotatorReliability` or
+  :class:`AnnotatorExpectation`) also ``relative_quality``: the annotation against its own
+  annotator's typical level, the better detector of one heavily damaged annotation.
 - :func:`flag_instances` -> list of :class:`InstanceFlag`: per annotator and cell, a
   :class:`FlagKind` (missed, spurious, merged, split, boundary, outlier) and a score.
 - :func:`annotator_reliability` -> :class:`AnnotatorReliability`: reliability of each
@@ -20,10 +22,11 @@ Public API
 from qa.noise.disagreement import ModelDisagreement, flag_model_disagreement
 from qa.noise.flags import FlagKind, InstanceFlag, flag_instances
 from qa.noise.reliability import AnnotatorReliability, annotator_reliability
-from qa.noise.scores import AnnotationScore, score_annotations
+from qa.noise.scores import AnnotationScore, AnnotatorExpectation, score_annotations
 
 __all__ = [
     "AnnotationScore",
+    "AnnotatorExpectation",
     "AnnotatorReliability",
     "FlagKind",
     "InstanceFlag",

@@ -11,7 +11,7 @@ from qa.metrics import instance_overlaps
 from qa.noise.compare import compare_labels
 from qa.noise.inputs import require_iou_threshold, require_label_image
 from qa.noise.reference import MIN_RELIABILITY
-from qa.noise.scores import registration_offset, score_annotations
+from qa.noise.scores import AnnotatorExpectation, registration_offset, score_annotations
 
 #: A gold image (known truth) counts this many times as much as an image judged only
 #: against the other annotators.
@@ -45,6 +45,15 @@ class AnnotatorReliability:
         Which images were judged against known truth.
     n_iterations : int
         EM iterations run.
+    expected : AnnotatorExpectation
+        What is typical of each annotator: the median over its images (the non-gold ones
+        when there are any) of each part of ``quality`` and of its outline shift; pass it
+        (or this object) as ``expected`` to :func:`score_annotations`.
+    relative_quality : ndarray of float64, shape (n, k)
+        Per-image quality of each annotation relative to its annotator's typical level
+        (see :func:`score_annotations`; NaN where absent). A value far below 1 is the
+        signature of one badly damaged annotation, whoever made it; ``quality`` instead
+        says how good the annotation is, which also reflects how good its annotator is.
     """
 
     reliability: np.ndarray
@@ -55,6 +64,8 @@ class AnnotatorReliability:
     quality: np.ndarray
     gold: np.ndarray
     n_iterations: int
+    expected: AnnotatorExpectation | None = None
+    relative_quality: np.ndarray | None = None
 
 
 def annotator_reliability(
@@ -118,7 +129,7 @@ def annotator_reliability(
     n = len(images)
     is_gold = np.array([t is not None for t in truths])
     # Gold images are scored against the truth once; they do not depend on the weights.
-    gold_scores = np.full((n, k, 4), np.nan)
+    gold_scores = np.full((n, k, 1 + len(_PARTS)), np.nan)
     for m in np.flatnonzero(is_gold):
         for j, mask in enumerate(images[m]):
             if mask is not None:
@@ -133,8 +144,8 @@ def annotator_reliability(
             present = [j for j, mask in enumerate(images[m]) if mask is not None]
             for s in score_annotations([images[m][j] for j in present], weights=w[present],
                                        iou_threshold=iou_threshold):
-                scores[m, present[s.annotator]] = (s.quality, s.recall_sure, s.plausible,
-                                                   s.iou_sure)
+                scores[m, present[s.annotator]] = [s.quality] + [getattr(s, name)
+                                                                 for name in _PARTS]
         new = _weighted_mean(scores[:, :, 0], is_gold)
         moved = np.nanmax(np.abs(new - w), initial=0.0)
         w = np.where(np.isnan(new), MIN_RELIABILITY, np.clip(new, MIN_RELIABILITY, 1.0))
@@ -142,6 +153,13 @@ def annotator_reliability(
             break
 
     reliability = _weighted_mean(scores[:, :, 0], is_gold)
+    parts = scores[:, :, 1:]
+    expected = AnnotatorExpectation.from_table(parts[~is_gold] if (~is_gold).any() else parts)
+    relative = np.full((n, k), np.nan)
+    for m in range(n):
+        for j in range(k):
+            if not np.isnan(scores[m, j, 0]):
+                relative[m, j] = expected.relative_quality(j, parts[m, j])
     ranking = np.argsort(np.where(np.isnan(reliability), -np.inf, -reliability), kind="stable")
     return AnnotatorReliability(
         reliability=reliability,
@@ -152,6 +170,8 @@ def annotator_reliability(
         quality=scores[:, :, 0],
         gold=is_gold,
         n_iterations=iterations,
+        expected=expected,
+        relative_quality=relative,
     )
 
 
@@ -163,10 +183,16 @@ def _weighted_mean(values: np.ndarray, is_gold: np.ndarray) -> np.ndarray:
         return np.where(total > 0, summed / np.where(total > 0, total, 1.0), np.nan)
 
 
+#: Parts of AnnotationScore kept per image (columns 1.. of the score table; column 0 is
+#: ``quality``).
+_PARTS = ("recall_sure", "plausible", "iou_sure", "registration", "shift_px")
+
+
 def _score_against_truth(
     truth: np.ndarray, mask: np.ndarray, iou_threshold: float
-) -> tuple[float, float, float, float]:
-    """(quality, recall, plausible, iou) of ``mask`` with every truth cell a sure cell."""
+) -> tuple[float, ...]:
+    """(quality, recall, plausible, iou, registration, shift) of ``mask`` against the truth,
+    every truth cell a sure cell."""
     cmp = compare_labels(truth, mask, iou_threshold=iou_threshold)
     found = (cmp.matched.shape[0] + cmp.poor.shape[0] + len(cmp.split)
              + sum(len(refs) for _, refs in cmp.merged))
@@ -179,7 +205,8 @@ def _score_against_truth(
         iou = float(cmp.matched_ious.mean()) if cmp.matched_ious.size else 0.0
     offset, radius = registration_offset(truth, mask, ov, ov.labels_a)
     registration = max(0.0, 1.0 - offset / radius) if radius > 0 else 1.0
-    return recall * plausible * iou * registration, recall, plausible, iou
+    shift = float(np.median(cmp.matched_shifts)) if cmp.matched_shifts.size else 0.0
+    return recall * plausible * iou * registration, recall, plausible, iou, registration, shift
 
 
 def _check(per_image_masks, gold):

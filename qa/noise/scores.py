@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -18,6 +18,102 @@ SURE_SHARE = 0.75
 
 #: A matched cell counts as boundary-shifted when its IoU with the reference is below this.
 BOUNDARY_IOU = 0.7
+
+#: In ``relative_quality``, an outline drawn this many px further out (or in) than the
+#: annotator usually draws it brings the factor for the outline habit to 0.
+SHIFT_SCALE_PX = 4.0
+
+
+@dataclass(frozen=True)
+class AnnotatorExpectation:
+    """What is typical of each annotator: the median of each part of ``quality`` over images.
+
+    Made by :func:`annotator_reliability` (its ``expected``) or :meth:`from_scores`, and
+    passed to :func:`score_annotations` as ``expected`` to get ``relative_quality``.
+    ``k`` is the number of annotators; NaN for an annotator with no annotation.
+
+    Attributes
+    ----------
+    recall_sure, plausible, iou_sure, registration, shift_px : ndarray of float64, shape (k,)
+        Median of the :class:`AnnotationScore` field of the same name over the
+        annotator's annotations.
+    """
+
+    recall_sure: np.ndarray
+    plausible: np.ndarray
+    iou_sure: np.ndarray
+    registration: np.ndarray
+    shift_px: np.ndarray
+
+    @classmethod
+    def from_scores(cls, scores: Sequence[Sequence[AnnotationScore | None]]) -> AnnotatorExpectation:
+        """Medians over images of per-image scores.
+
+        Parameters
+        ----------
+        scores : sequence of sequence of (AnnotationScore or None)
+            For each image, the scores of its annotations in one annotator order (``None``
+            where an annotator did not annotate the image), e.g. ``score_annotations``
+            run on every image.
+
+        Returns
+        -------
+        AnnotatorExpectation
+        """
+        if isinstance(scores, np.ndarray) or not isinstance(scores, Sequence) or not scores:
+            raise TypeError("scores must be a non-empty sequence (one entry per image) of "
+                            "sequences of AnnotationScore or None")
+        k = len(scores[0])
+        table = np.full((len(scores), k, len(_PARTS)), np.nan)
+        for m, row in enumerate(scores):
+            if isinstance(row, np.ndarray) or not isinstance(row, Sequence) or len(row) != k:
+                raise ValueError(f"scores[{m}] must be a sequence of {k} entries "
+                                 "(AnnotationScore or None)")
+            for j, sc in enumerate(row):
+                if sc is None:
+                    continue
+                if not isinstance(sc, AnnotationScore):
+                    raise TypeError(f"scores[{m}][{j}] must be an AnnotationScore or None, "
+                                    f"got {type(sc).__name__}")
+                table[m, j] = [getattr(sc, name) for name in _PARTS]
+        return cls.from_table(table)
+
+    @classmethod
+    def from_table(cls, table: np.ndarray) -> AnnotatorExpectation:
+        """Medians over axis 0 of an (n, k, 5) table of the parts (NaN where absent)."""
+        with np.errstate(all="ignore"):
+            present = ~np.isnan(table)
+            med = np.full(table.shape[1:], np.nan)
+            for j in range(table.shape[1]):
+                for c in range(table.shape[2]):
+                    col = table[present[:, j, c], j, c]
+                    if col.size:
+                        med[j, c] = float(np.median(col))
+        return cls(*(med[:, c] for c in range(len(_PARTS))))
+
+    @property
+    def n_annotators(self) -> int:
+        return int(self.recall_sure.shape[0])
+
+    def subset(self, annotators: Sequence[int]) -> AnnotatorExpectation:
+        """The expectation of the given annotators only, in that order."""
+        idx = np.asarray(annotators, dtype=np.int64)
+        return AnnotatorExpectation(*(getattr(self, name)[idx] for name in _PARTS))
+
+    def relative_quality(self, annotator: int, parts: Sequence[float]) -> float:
+        """Relative quality of one annotation from its five parts (see :func:`score_annotations`)."""
+        typical = np.asarray([getattr(self, name)[annotator] for name in _PARTS], dtype=float)
+        value = np.asarray(parts, dtype=float)
+        if np.isnan(typical).any():
+            return float("nan")
+        rates = np.where(typical[:4] > 0, value[:4] / np.where(typical[:4] > 0, typical[:4], 1.0),
+                         1.0)
+        habit = max(0.0, 1.0 - abs(value[4] - typical[4]) / SHIFT_SCALE_PX)
+        return float(np.clip(np.prod(np.minimum(rates, 1.0)) * habit, 0.0, 1.0))
+
+
+#: Fields of AnnotationScore that make up ``quality`` and ``relative_quality``, in order.
+_PARTS = ("recall_sure", "plausible", "iou_sure", "registration", "shift_px")
 
 
 @dataclass(frozen=True)
@@ -73,6 +169,14 @@ class AnnotationScore:
     registration : float
         ``max(0, 1 - offset_px / r)`` with ``r`` the median equivalent radius of the sure
         cells; 1.0 when there are none.
+    shift_px : float
+        Median outline displacement in px of this annotation's cells matched one-to-one to
+        sure cells, (area - reference area) / reference perimeter: positive when drawn
+        larger than the others draw them; 0.0 when none matched. Not part of ``quality``
+        (a steady bias is a habit of the annotator, see ``relative_quality``).
+    relative_quality : float or None
+        Quality relative to what is expected of this annotator (``expected`` argument of
+        :func:`score_annotations`), in 0..1; ``None`` when no expectation was given.
     """
 
     annotator: int
@@ -91,6 +195,8 @@ class AnnotationScore:
     iou_sure: float
     offset_px: float
     registration: float
+    shift_px: float = 0.0
+    relative_quality: float | None = None
 
 
 def score_annotations(
@@ -98,6 +204,7 @@ def score_annotations(
     *,
     weights: Sequence[float] | np.ndarray | None = None,
     iou_threshold: float = 0.5,
+    expected: object | None = None,
 ) -> list[AnnotationScore]:
     """Score every annotation of one image against the consensus of the others.
 
@@ -115,6 +222,11 @@ def score_annotations(
         estimated elsewhere to make the reference fully independent of ``i``.
     iou_threshold : float, keyword-only
         IoU for matching and clustering, in [0.5, 1).
+    expected : AnnotatorReliability or AnnotatorExpectation, keyword-only, optional
+        What is typical of each of the ``k`` annotators, in the order of ``masks``
+        (``annotator_reliability(...)`` over earlier or the same images, or its
+        ``expected``; ``.subset(...)`` picks the annotators of this image). When given,
+        every score gets ``relative_quality``.
 
     Returns
     -------
@@ -145,6 +257,17 @@ def score_annotations(
     - ``registration``: one minus the whole-mask displacement as a share of the typical
       cell radius; catches a mask out of register with its image.
 
+    ``relative_quality`` judges an annotation against its own annotator's habits: each of
+    the four rates divided by the annotator's median rate (capped at 1), times
+    ``max(0, 1 - |shift_px - typical shift_px| / 4 px)``. Heavy damage to one annotation
+    (a dropped region, invented blobs, a smeared or shifted mask) is a drop far below the
+    annotator's usual level, while a careless annotator's ordinary work is not; an
+    absolute ``quality`` cannot tell the two apart when the careless annotator's clean
+    work is worse than the expert's damaged work. Smearing (outlines grown by a few px)
+    shows mostly in ``shift_px`` against the annotator's usual bias: an annotator who
+    usually draws 1 px inside the others and now draws on them is as suspect as one who
+    now draws 3 px outside.
+
     Merges and splits lower ``f1`` and are counted, but do not lower ``quality``: the
     cells are there, and a careful annotator's merge of two touching cells is common.
 
@@ -163,11 +286,36 @@ def score_annotations(
         w = first_pass_reliability(masks, iou_threshold=iou_threshold)
     else:
         w = require_weights(weights, k)
-    return [
+    expectation = _require_expected(expected, k)
+    scores = [
         _score_one(i, masks[i], leave_one_out(masks, i, w, iou_threshold=iou_threshold),
                    iou_threshold=iou_threshold)
         for i in range(k)
     ]
+    if expectation is None:
+        return scores
+    return [
+        replace(sc, relative_quality=expectation.relative_quality(
+            sc.annotator, [getattr(sc, name) for name in _PARTS]))
+        for sc in scores
+    ]
+
+
+def _require_expected(expected: object, k: int) -> AnnotatorExpectation | None:
+    if expected is None:
+        return None
+    expectation = getattr(expected, "expected", expected)
+    if not isinstance(expectation, AnnotatorExpectation):
+        raise TypeError(
+            "expected must be an AnnotatorReliability or AnnotatorExpectation, "
+            f"got {type(expected).__name__}"
+        )
+    if expectation.n_annotators != k:
+        raise ValueError(
+            f"expected describes {expectation.n_annotators} annotators, masks has {k} "
+            "(use .subset(...) for the annotators of this image)"
+        )
+    return expectation
 
 
 def boundary_count(cmp: Comparison) -> int:
@@ -197,6 +345,7 @@ def _score_one(
         iou_sure = float(full.matched_ious[on_sure].mean()) if on_sure.any() else 0.0
     n_cells = int(ov.labels_b.size)
     plausible = np.unique(ov.pairs[:, 1]).size / n_cells if n_cells else 1.0
+    shift_px = float(np.median(full.matched_shifts[on_sure])) if on_sure.any() else 0.0
     offset_px, radius = registration_offset(ref.labels, mask, ov, sure)
     registration = max(0.0, 1.0 - offset_px / radius) if radius > 0 else 1.0
 
@@ -217,6 +366,7 @@ def _score_one(
         iou_sure=iou_sure,
         offset_px=offset_px,
         registration=float(registration),
+        shift_px=shift_px,
     )
 
 
