@@ -8,6 +8,11 @@ may be heavily corrupted with the simulator's ``corruption_rate``):
   weights from ``annotator_reliability``, next to plain F1 against the others and an
   oracle that scores each annotation against the ground truth (panoptic quality): no
   quality measure of the annotations themselves can be expected to beat the oracle;
+- AUROC of ``relative_quality`` (each annotation against its own annotator's typical
+  level): from ``annotator_reliability(...).relative_quality`` (reliability-weighted
+  references, typical levels from the same images), and from
+  ``score_annotations(masks, expected=AnnotatorExpectation.from_scores(...))`` with the
+  default first-pass weights and typical levels from the first-pass scores of all images;
 - precision at recall >= 0.8 of the ``missed``, ``spurious`` (simulated spurious blobs
   and debris labelled as cells) and ``merged`` flags of ``flag_instances`` (with the
   image, ``min_score=0``) against the simulator's error reports, on the annotations
@@ -28,7 +33,12 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from qa.metrics import match_instances
-from qa.noise import annotator_reliability, flag_instances, score_annotations
+from qa.noise import (
+    AnnotatorExpectation,
+    annotator_reliability,
+    flag_instances,
+    score_annotations,
+)
 from qa.simulate import simulate_dataset
 
 KINDS = ("missed", "spurious", "merged")
@@ -70,13 +80,15 @@ def run_panel(k: int, n_images: int, seed: int) -> None:
     t_rel = time.perf_counter() - t0
     weights = np.clip(rel.reliability, 0.05, 1.0)
     t0 = time.perf_counter()
-    y, quality, weighted, f1, oracle = [], [], [], [], []
+    y, quality, weighted, f1, oracle, first_pass = [], [], [], [], [], []
     flag_rows = {kind: ([], []) for kind in KINDS}
     n_true = dict.fromkeys(KINDS, 0)
     for sample in data:
         masks = [a.labels for a in sample.annotations]
         gt = sample.image.labels
-        for a, s in zip(sample.annotations, score_annotations(masks), strict=True):
+        scores = score_annotations(masks)
+        first_pass.append(scores)
+        for a, s in zip(sample.annotations, scores, strict=True):
             y.append(a.corrupted)
             quality.append(s.quality)
             f1.append(s.f1)
@@ -106,6 +118,12 @@ def run_panel(k: int, n_images: int, seed: int) -> None:
                 flag_rows[f.kind][0].append(f.score)
                 flag_rows[f.kind][1].append(hit)
     t_score = time.perf_counter() - t0
+    expected = AnnotatorExpectation.from_scores(first_pass)
+    names_ = ("recall_sure", "plausible", "iou_sure", "registration", "shift_px")
+    relative_fp = np.concatenate([
+        expected.relative_quality(range(k), [[getattr(s, f) for f in names_] for s in scores])
+        for scores in first_pass])
+    relative_em = rel.relative_quality.ravel()
 
     y = np.asarray(y)
     print(f"\n== {k} annotators ({', '.join(names)}), {n_images} images, seed {seed}: "
@@ -115,6 +133,21 @@ def run_panel(k: int, n_images: int, seed: int) -> None:
     print(f"AUROC corrupted vs clean: quality {auc['quality']:.4f} (first-pass weights), "
           f"{auc['weighted']:.4f} (weights from annotator_reliability); "
           f"F1 vs others {auc['f1']:.4f}; oracle PQ vs ground truth {auc['oracle']:.4f}")
+    rel_auc = {name: roc_auc_score(y, -np.asarray(v)) for name, v in (
+        ("em", relative_em), ("fp", relative_fp))}
+    print(f"AUROC corrupted vs clean by relative_quality (vs the annotator's typical level): "
+          f"{rel_auc['em']:.4f} (annotator_reliability(...).relative_quality), "
+          f"{rel_auc['fp']:.4f} (score_annotations(masks, expected=...), first-pass weights)")
+    modes = np.asarray([next((e.detail for e in a.errors if e.kind == "corruption"), "")
+                        for sample in data for a in sample.annotations])
+    parts = []
+    for mode in ("shift", "dropout", "blobs", "smear"):
+        sel = ~y | (modes == mode)
+        if (modes == mode).any():
+            parts.append(f"{mode} ({int((modes == mode).sum())}) quality "
+                         f"{roc_auc_score(y[sel], -np.asarray(quality)[sel]):.3f} relative "
+                         f"{roc_auc_score(y[sel], -relative_em[sel]):.3f}")
+    print("  AUROC by corruption mode: " + "; ".join(parts))
     all_scores, all_hits = [], []
     for kind in KINDS:
         scores, hits = flag_rows[kind]

@@ -157,9 +157,8 @@ def annotator_reliability(
     expected = AnnotatorExpectation.from_table(parts[~is_gold] if (~is_gold).any() else parts)
     relative = np.full((n, k), np.nan)
     for m in range(n):
-        for j in range(k):
-            if not np.isnan(scores[m, j, 0]):
-                relative[m, j] = expected.relative_quality(j, parts[m, j])
+        present = np.flatnonzero(~np.isnan(scores[m, :, 0]))
+        relative[m, present] = expected.relative_quality(present, parts[m, present])
     ranking = np.argsort(np.where(np.isnan(reliability), -np.inf, -reliability), kind="stable")
     return AnnotatorReliability(
         reliability=reliability,

@@ -100,16 +100,38 @@ class AnnotatorExpectation:
         idx = np.asarray(annotators, dtype=np.int64)
         return AnnotatorExpectation(*(getattr(self, name)[idx] for name in _PARTS))
 
-    def relative_quality(self, annotator: int, parts: Sequence[float]) -> float:
-        """Relative quality of one annotation from its five parts (see :func:`score_annotations`)."""
-        typical = np.asarray([getattr(self, name)[annotator] for name in _PARTS], dtype=float)
-        value = np.asarray(parts, dtype=float)
-        if np.isnan(typical).any():
-            return float("nan")
-        rates = np.where(typical[:4] > 0, value[:4] / np.where(typical[:4] > 0, typical[:4], 1.0),
-                         1.0)
-        habit = max(0.0, 1.0 - abs(value[4] - typical[4]) / SHIFT_SCALE_PX)
-        return float(np.clip(np.prod(np.minimum(rates, 1.0)) * habit, 0.0, 1.0))
+    def relative_quality(self, annotators: Sequence[int], parts: np.ndarray) -> np.ndarray:
+        """Relative quality of the annotations of one image (see :func:`score_annotations`).
+
+        Parameters
+        ----------
+        annotators : sequence of int, length a
+            Which annotator (index into this expectation) made each annotation.
+        parts : ndarray of float, shape (a, 5)
+            ``recall_sure, plausible, iou_sure, registration, shift_px`` of each annotation.
+
+        Returns
+        -------
+        ndarray of float64, shape (a,)
+            In 0..1; NaN for an annotator with no expectation.
+        """
+        idx = np.asarray(annotators, dtype=np.int64)
+        value = np.asarray(parts, dtype=float).reshape(idx.size, len(_PARTS))
+        typical = np.stack([getattr(self, name)[idx] for name in _PARTS], axis=1)
+        usual = np.where(typical[:, :4] > 0, typical[:, :4], np.nan)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = np.where(np.isnan(usual), 1.0, value[:, :4] / usual)
+        # A hard image lowers everyone's rates: judge each annotation against the others'
+        # median ratio on this image when that is below 1 (never raise the bar above it).
+        level = np.ones_like(ratio)
+        for n in range(idx.size):
+            others = np.delete(ratio, n, axis=0)
+            if others.shape[0]:
+                level[n] = np.clip(np.nanmedian(others, axis=0), 1e-6, 1.0)
+        rates = np.minimum(ratio / level, 1.0)
+        habit = np.clip(1.0 - np.abs(value[:, 4] - typical[:, 4]) / SHIFT_SCALE_PX, 0.0, 1.0)
+        out = np.clip(np.prod(rates, axis=1) * habit, 0.0, 1.0)
+        return np.where(np.isnan(typical).any(axis=1), np.nan, out)
 
 
 #: Fields of AnnotationScore that make up ``quality`` and ``relative_quality``, in order.
@@ -258,7 +280,9 @@ def score_annotations(
       cell radius; catches a mask out of register with its image.
 
     ``relative_quality`` judges an annotation against its own annotator's habits: each of
-    the four rates divided by the annotator's median rate (capped at 1), times
+    the four rates divided by the annotator's median rate, then by the median of the
+    same ratio over the other annotations of this image when that is below 1 (a hard
+    image lowers everyone), capped at 1; their product times
     ``max(0, 1 - |shift_px - typical shift_px| / 4 px)``. Heavy damage to one annotation
     (a dropped region, invented blobs, a smeared or shifted mask) is a drop far below the
     annotator's usual level, while a careless annotator's ordinary work is not; an
@@ -294,10 +318,11 @@ def score_annotations(
     ]
     if expectation is None:
         return scores
+    relative = expectation.relative_quality(
+        range(k), [[getattr(sc, name) for name in _PARTS] for sc in scores]
+    )
     return [
-        replace(sc, relative_quality=expectation.relative_quality(
-            sc.annotator, [getattr(sc, name) for name in _PARTS]))
-        for sc in scores
+        replace(sc, relative_quality=float(v)) for sc, v in zip(scores, relative, strict=True)
     ]
 
 
