@@ -8,7 +8,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from qa.noise.compare import compare_labels
+from qa.noise.compare import compare_labels, sequential_labels
 from qa.noise.features import cell_features, edge_strength, outlier_scores
 from qa.noise.inputs import (
     require_fraction,
@@ -29,6 +29,16 @@ from qa.noise.scores import BOUNDARY_IOU, SURE_SHARE
 #: :func:`qa.noise.features.edge_strength`) from which a cell counts as showing in the
 #: image; at 1 (plain background) it counts as drawn on nothing.
 EDGE_SIGNAL = 2.5
+
+#: The same for a cell another annotator drew and this one left out. Lower than
+#: :data:`EDGE_SIGNAL` because the cells left out are often the faint ones; a blob drawn
+#: on plain background still scores about 1.
+EDGE_SIGNAL_MISSED = 2.0
+
+#: A reference cell of which this share of the pixels lies under cells of the annotator
+#: being judged is not a cell it left out (it is a piece of one it drew otherwise, e.g.
+#: another annotator's split half or outline); the ``missed`` score falls linearly to 0 there.
+COVERED = 0.5
 
 
 class FlagKind(StrEnum):
@@ -65,8 +75,10 @@ class InstanceFlag:
         How sure the flag is, 0..1 (higher = surer):
 
         - ``missed``: ``s * (1 - u)`` with ``s`` the reliability-weighted share of the
-          other annotators who drew the cell and ``u`` how much smaller it is than the
-          cells the others agree on (1 at a quarter of their median area or less);
+          other annotators who drew the cell and ``u`` the doubt that it is a whole cell
+          left out, the largest of: how much smaller it is than the cells the others
+          agree on (1 at a quarter of their median area or less), the share of it under
+          this annotator's cells over 1/2, and with an image how little edge it shows;
         - ``split``: the share ``s`` of the others who drew the cell;
         - ``merged``: the second largest of ``s * (1 - u)`` over the cells merged, with
           ``u`` as for ``missed`` (how sure it is that at least two whole cells the others
@@ -152,9 +164,12 @@ def flag_instances(
     ``s`` of the other annotators who drew it, are sorted against the cells of ``i`` as
     in :func:`qa.noise.compare.compare_labels`. Flags:
 
-    - ``missed``: reference cell with ``s > 0`` and nothing of ``i`` on it, scored
-      ``s`` times how much it looks like the cells the others agree on (by size only:
-      the cells left out are often the faint ones, so image contrast would mislead);
+    - ``missed``: reference cell with ``s > 0`` and nothing of ``i`` matched to it,
+      scored ``s`` times one minus the doubt that it is a whole cell ``i`` left out:
+      far smaller than the cells the others agree on, half or more of it under cells
+      of ``i`` (a piece of a cell ``i`` cut differently), or, with an image, drawn on
+      plain background (outline edge strength below 2; the cells left out are often
+      faint, so this threshold is lower than for ``spurious``);
     - ``merged``: a cell of ``i`` holds more than half of each of two or more
       reference cells (any ``s > 0``);
     - ``split``: the reference cell cut up has ``s >= 1/2``;
@@ -265,6 +280,35 @@ def _not_cell_likeness(
     return {int(c): float(v) for c, v in zip(ids, likeness, strict=True)}
 
 
+def _missed_doubt(
+    mask: np.ndarray, ref: Reference, missed: list[int], image: np.ndarray | None,
+    foreground: np.ndarray,
+) -> dict[int, float]:
+    """How doubtful it is that each reference cell is a whole cell ``mask`` left out, 0..1.
+
+    The largest of: ``too_small`` as in :func:`_not_cell_likeness`; ``covered``, the
+    share of the cell's pixels under cells of ``mask`` over :data:`COVERED` (clipped to
+    1: the annotator drew something there, so this is a piece of another annotator's
+    differently cut cell); with an image, ``no_signal`` with :data:`EDGE_SIGNAL_MISSED`
+    (a blob the other annotator drew on plain background).
+    """
+    if not missed:
+        return {}
+    ids = np.asarray(missed, dtype=np.int64)
+    small = _not_cell_likeness(ref.labels, missed, ref, None, foreground)
+    doubt = np.asarray([small[r] for r in missed])
+    seq, present = sequential_labels(ref.labels)
+    k = np.searchsorted(present, ids) + 1
+    area = np.bincount(seq.ravel(), minlength=present.size + 1)[k]
+    under = np.bincount(seq.ravel(), weights=(mask != 0).ravel(), minlength=present.size + 1)[k]
+    doubt = np.maximum(doubt, np.clip(under / np.maximum(area, 1) / COVERED, 0.0, 1.0))
+    if image is not None:
+        edges = edge_strength(ref.labels, ids, image, foreground)
+        no_signal = (EDGE_SIGNAL_MISSED - edges) / (EDGE_SIGNAL_MISSED - 1.0)
+        doubt = np.maximum(doubt, np.clip(np.nan_to_num(no_signal, nan=0.0), 0.0, 1.0))
+    return {int(r): float(v) for r, v in zip(ids, doubt, strict=True)}
+
+
 def _disagreement_flags(
     i: int, mask: np.ndarray, ref: Reference, *, iou_threshold: float,
     image: np.ndarray | None, foreground: np.ndarray,
@@ -287,10 +331,8 @@ def _disagreement_flags(
         ))
 
     missed = [int(r) for r in cmp.missed if ref.share_of([r])[0] > 0]
-    # size only: the cells others drew and this annotator missed are often the faint ones
-    not_cell_ref = _not_cell_likeness(ref.labels, missed, ref, None, foreground)
-    for r in missed:
-        add(FlagKind.MISSED, float(ref.share_of([r])[0]) * (1.0 - not_cell_ref[r]), (), [r])
+    for r, doubt in _missed_doubt(mask, ref, missed, image, foreground).items():
+        add(FlagKind.MISSED, float(ref.share_of([r])[0]) * (1.0 - doubt), (), [r])
     for c, refs in cmp.merged:
         s = ref.share_of(list(refs))
         real = [r for r, v in zip(refs, s, strict=True) if v > 0]
