@@ -11,6 +11,7 @@ import pytest
 from qa.metrics import match_instances
 from qa.noise import (
     AnnotationScore,
+    AnnotatorExpectation,
     FlagKind,
     InstanceFlag,
     annotator_reliability,
@@ -259,6 +260,116 @@ def test_shifted_mask_loses_registration():
     assert s.iou_sure == pytest.approx(70 / 130)
     assert s.quality == pytest.approx((1 - 3 / radius) * 70 / 130)
     assert score_annotations([a, a.copy(), a.copy()])[2].offset_px == 0.0
+
+
+def squares(size: int, grow: int = 0) -> np.ndarray:
+    """Two separate square cells of side ``size`` (+ ``grow`` px on every side)."""
+    a = np.zeros((40, 40), np.uint16)
+    for n, (y, x) in enumerate([(5, 5), (5, 24)], start=1):
+        a[y - grow:y + size + grow, x - grow:x + size + grow] = n
+    return a
+
+
+def test_shift_px_is_the_outline_displacement_against_the_sure_cells():
+    a = squares(8)
+    s = score_annotations([a, a.copy(), squares(8, grow=1)])
+    # 10x10 against 8x8: (100 - 64) / 28 outline pixels, the same for both cells
+    assert s[2].shift_px == pytest.approx(36 / 28)
+    assert s[2].iou_sure == pytest.approx(64 / 100)
+    assert s[0].shift_px == 0.0
+    assert all(sc.relative_quality is None for sc in s)
+
+
+def test_relative_quality_hand_computed():
+    expected = AnnotatorExpectation(
+        recall_sure=np.array([1.0, 0.5]), plausible=np.array([1.0, 1.0]),
+        iou_sure=np.array([0.8, 0.8]), registration=np.array([1.0, 1.0]),
+        shift_px=np.array([0.0, -1.0]),
+    )
+    parts = [[1.0, 1.0, 0.8, 1.0, 0.0], [0.25, 1.0, 0.8, 1.0, 1.0]]
+    # annotator 1: recall at half its usual level, outline 2 px further out than usual
+    # (habit 1 - 2 / 4); annotator 0's ratios are all 1, so the image is not hard for 1.
+    # For annotator 0 the other's recall ratio 0.5 marks the image as hard, but 0's own
+    # ratio is 1 already, so the cap keeps it at 1.
+    assert expected.relative_quality([0, 1], parts).tolist() == pytest.approx([1.0, 0.25])
+    # the same annotation alone on the image: no image level to compare with
+    assert expected.relative_quality([1], [parts[1]]).tolist() == pytest.approx([0.25])
+    # a hard image: both annotators at half their usual recall, neither is suspect
+    hard = [[0.5, 1.0, 0.8, 1.0, 0.0], [0.25, 1.0, 0.8, 1.0, -1.0]]
+    assert expected.relative_quality([0, 1], hard).tolist() == pytest.approx([1.0, 1.0])
+    assert expected.subset([1]).shift_px.tolist() == [-1.0]
+
+
+def test_relative_quality_from_scores_and_through_score_annotations():
+    a = squares(8)
+    masks = [a, a.copy(), squares(8, grow=1)]
+    first = score_annotations(masks)
+    expected = AnnotatorExpectation.from_scores([first, first])
+    assert expected.shift_px.tolist() == pytest.approx([0.0, 0.0, 36 / 28])
+    again = score_annotations(masks, expected=expected)
+    # every annotation is at its annotator's usual level
+    assert [sc.relative_quality for sc in again] == pytest.approx([1.0, 1.0, 1.0])
+    # an annotator whose usual work is exact, drawing 1 + 2/7 px too large this time
+    exact = AnnotatorExpectation.from_scores([score_annotations([a, a.copy(), a.copy()])])
+    sc = score_annotations(masks, expected=exact)[2]
+    assert sc.relative_quality == pytest.approx((64 / 100) * (1 - (36 / 28) / 4))
+    with pytest.raises(ValueError, match="describes 3 annotators"):
+        score_annotations(masks[:2], expected=exact)
+    with pytest.raises(TypeError, match="AnnotatorExpectation"):
+        score_annotations(masks, expected=[1.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match="3 entries"):
+        AnnotatorExpectation.from_scores([first, first[:2]])
+
+
+def test_reliability_relative_quality_finds_the_corrupted_annotation():
+    corrupting = (EXPERT, AVERAGE, replace(CARELESS, corruption_rate=0.0))
+    data = simulate_dataset(4, profiles=corrupting, shape=(128, 128), n_cells=20, seed=5)
+    bad = replace(EXPERT, name="corrupt", corruption_rate=1.0)
+    hit = simulate_dataset(1, profiles=(bad, AVERAGE, CARELESS), shape=(128, 128),
+                           n_cells=20, seed=11)[0]
+    assert hit.annotations[0].corrupted
+    per_image = [[x.labels for x in s.annotations] for s in data] + [
+        [x.labels for x in hit.annotations]]
+    rel = annotator_reliability(per_image)
+    assert rel.relative_quality.shape == (5, 3)
+    assert int(np.nanargmin(rel.relative_quality.ravel())) == 4 * 3 + 0
+    assert rel.expected.n_annotators == 3
+    scores = score_annotations(per_image[-1], expected=rel)
+    assert int(np.argmin([s.relative_quality for s in scores])) == 0
+
+
+def test_missed_cell_under_the_annotators_own_cells_is_not_missed():
+    ref = np.zeros((12, 14), np.uint16)
+    ref[2:6, 2:10] = 1
+    cut = np.zeros_like(ref)
+    cut[0:6, 0:6] = 4  # each holds half of cell 1, and is mostly outside it
+    cut[0:6, 6:12] = 5
+    flags = flag_instances([ref, ref.copy(), cut], min_score=0.0)
+    missed = [f for f in flags if f.annotator == 2 and f.kind == FlagKind.MISSED]
+    # all of cell 1 lies under annotator 2's cells: drawn, differently cut, not left out
+    assert [(f.score, f.others) for f in missed] == [(0.0, ((0, 1), (1, 1)))]
+    empty = np.zeros_like(ref)
+    flags = flag_instances([ref, ref.copy(), empty], min_score=0.0)
+    assert [f.score for f in flags if f.kind == FlagKind.MISSED] == [1.0]
+
+
+def test_missed_cell_drawn_on_plain_background_is_doubted_with_the_image():
+    a = squares(8)
+    gone = a.copy()
+    gone[gone == 2] = 0
+    rng = np.random.default_rng(0)
+    image = rng.normal(100.0, 2.0, a.shape)
+    image[a == 1] += 60.0  # only cell 1 shows in the image
+    image_both = image.copy()
+    image_both[a == 2] += 60.0
+
+    def missed_score(img):
+        flags = flag_instances([gone, a, a.copy()], image=img, min_score=0.0)
+        return [f.score for f in flags if f.annotator == 0 and f.kind == FlagKind.MISSED]
+    assert missed_score(image_both) == [1.0]
+    # noise only along cell 2's outline: edge strength 1.024 (as in the background), so
+    # the doubt is (2 - 1.024) / (2 - 1) and the score 1 - doubt
+    assert missed_score(image) == [pytest.approx(0.0244, abs=1e-3)]
 
 
 def test_leave_one_out_excludes_the_annotation_itself():
