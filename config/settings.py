@@ -191,7 +191,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     # Group operations by resource (images, assignments, ...) rather than all under "v1".
-    "SCHEMA_PATH_PREFIX": r"/api/v1/(projects/\{slug\}/)?",
+    "SCHEMA_PATH_PREFIX": r"/api/v1/(projects/\{slug\}/(?=.))?",
 }
 
 # Celery. No broker configured -> eager, in-process (embedded default).
