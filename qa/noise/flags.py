@@ -9,7 +9,14 @@ from enum import StrEnum
 import numpy as np
 
 from qa.noise.compare import compare_labels, sequential_labels
-from qa.noise.features import cell_features, edge_strength, outlier_scores
+from qa.noise.features import (
+    Background,
+    background_of,
+    cell_features,
+    edge_strength,
+    interface_contrast,
+    outlier_scores,
+)
 from qa.noise.inputs import (
     require_fraction,
     require_image,
@@ -39,6 +46,10 @@ EDGE_SIGNAL_MISSED = 2.0
 #: being judged is not a cell it left out (it is a piece of one it drew otherwise, e.g.
 #: another annotator's split half or outline); the ``missed`` score falls linearly to 0 there.
 COVERED = 0.5
+
+#: Interface contrast (:func:`qa.noise.features.interface_contrast`) from which the
+#: image fully confirms a merge; below it a ``merged`` score is lowered, at most by half.
+INTERFACE_SIGNAL = 0.3
 
 
 class FlagKind(StrEnum):
@@ -81,8 +92,12 @@ class InstanceFlag:
           this annotator's cells over 1/2, and with an image how little edge it shows;
         - ``split``: the share ``s`` of the others who drew the cell;
         - ``merged``: the second largest of ``s * (1 - u)`` over the cells merged, with
-          ``u`` as for ``missed`` (how sure it is that at least two whole cells the others
-          drew were merged: a small part is more likely a split by one of the others);
+          ``u`` how much smaller the cell is than those the others agree on (how sure it
+          is that at least two whole cells the others drew were merged: a small part is
+          more likely a split by one of the others); with an image, times
+          ``(1 + min(1, x / 0.3)) / 2`` with ``x`` the interface contrast where the two
+          best supported of them meet (:func:`qa.noise.features.interface_contrast`):
+          a cut through one cell shows nothing in the image there;
         - ``spurious``: ``1 - (1 - u) * (1 + s) / 2`` with ``s`` (< 1/2) the share of the
           others who drew something matching the cell (0 when nobody did) and ``u`` in
           0..1 how little it looks like the cells the others agree on: far smaller than
@@ -171,7 +186,8 @@ def flag_instances(
       plain background (outline edge strength below 2; the cells left out are often
       faint, so this threshold is lower than for ``spurious``);
     - ``merged``: a cell of ``i`` holds more than half of each of two or more
-      reference cells (any ``s > 0``);
+      reference cells (any ``s > 0``); with an image, a merge whose cut shows no change
+      of brightness counts half;
     - ``split``: the reference cell cut up has ``s >= 1/2``;
     - ``spurious``: a cell of ``i`` with no reference counterpart, or matched to a
       reference cell with ``s < 1/2``; its score rises towards 1 for a cell a quarter of
@@ -207,6 +223,7 @@ def flag_instances(
     foreground = np.zeros(masks[0].shape, dtype=bool)
     for m in masks:
         foreground |= m != 0
+    background = None if image is None else background_of(image, foreground)
     flags: list[InstanceFlag] = []
     for i in range(k):
         if consensus is None:
@@ -216,7 +233,8 @@ def flag_instances(
                 np.asarray(consensus.labels), np.asarray(consensus.members), w, annotator=i
             )
         flags.extend(_disagreement_flags(i, masks[i], ref, iou_threshold=iou_threshold,
-                                         image=image, foreground=foreground))
+                                         image=image, foreground=foreground,
+                                         background=background))
     flags.extend(_outlier_flags(masks, image, contamination=contamination, seed=int(seed)))
     flags = [f for f in flags if f.score >= min_score]
     order = list(FlagKind)
@@ -311,7 +329,7 @@ def _missed_doubt(
 
 def _disagreement_flags(
     i: int, mask: np.ndarray, ref: Reference, *, iou_threshold: float,
-    image: np.ndarray | None, foreground: np.ndarray,
+    image: np.ndarray | None, foreground: np.ndarray, background: Background | None,
 ) -> list[InstanceFlag]:
     cmp = compare_labels(ref.labels, mask, iou_threshold=iou_threshold)
     out: list[InstanceFlag] = []
@@ -339,8 +357,15 @@ def _disagreement_flags(
         if len(real) >= 2:
             # a half-size part the others drew is more likely a split of theirs
             u = _not_cell_likeness(ref.labels, real, ref, None, foreground)
-            support = np.sort([ref.share_of([r])[0] * (1.0 - u[r]) for r in real])
-            add(FlagKind.MERGED, float(support[-2]), (c,), real)
+            support = np.array([ref.share_of([r])[0] * (1.0 - u[r]) for r in real])
+            score = float(np.sort(support)[-2])
+            if background is not None:
+                a, b = (real[n] for n in np.argsort(-support, kind="stable")[:2])
+                seen = interface_contrast(mask == c, ref.labels == a, ref.labels == b,
+                                          background)
+                if np.isfinite(seen):
+                    score *= 0.5 + 0.5 * min(seen / INTERFACE_SIGNAL, 1.0)
+            add(FlagKind.MERGED, score, (c,), real)
     for r, parts in cmp.split:
         s = float(ref.share_of([r])[0])
         if s >= 0.5:

@@ -372,6 +372,27 @@ def test_missed_cell_drawn_on_plain_background_is_doubted_with_the_image():
     assert missed_score(image) == [pytest.approx(0.0244, abs=1e-3)]
 
 
+def test_merged_flag_counts_half_when_the_image_shows_no_cut():
+    two = np.zeros((20, 24), np.uint16)
+    two[2:10, 2:10] = 1
+    two[2:10, 10:18] = 2
+    one = np.where(two > 0, 5, 0).astype(np.uint16)
+    uniform = np.full(two.shape, 100.0)
+    uniform[two > 0] = 200.0
+    gap = uniform.copy()
+    gap[2:10, 9:11] = 120.0  # a dim line where the two cells meet
+
+    def merged_score(image):
+        flags = flag_instances([two, two.copy(), one], image=image, min_score=0.0)
+        return [f.score for f in flags if f.annotator == 2 and f.kind == FlagKind.MERGED]
+
+    # interface = columns 8..11 of the merged cell: mean (2 * 200 + 2 * 120) / 4 = 160,
+    # 40 below the inside, against a cell contrast of 100: 0.4 >= 0.3, fully confirmed
+    assert merged_score(gap) == [1.0]
+    assert merged_score(uniform) == [0.5]
+    assert merged_score(None) == [1.0]
+
+
 def test_leave_one_out_excludes_the_annotation_itself():
     a = base()
     c = extra()
