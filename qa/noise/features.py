@@ -203,37 +203,49 @@ def background_of(image: np.ndarray, foreground: np.ndarray) -> Background:
 
 
 def interface_contrast(
-    cell: np.ndarray, part_a: np.ndarray, part_b: np.ndarray, background: Background
+    labels: np.ndarray, cell_id: int, reference: np.ndarray, part_ids: tuple[int, int],
+    background: Background, *, box: tuple[slice, slice] | None = None,
 ) -> float:
     """How much the line where two parts meet differs in brightness from the cell's inside.
 
     Parameters
     ----------
-    cell : ndarray of bool, shape (H, W)
-        One cell (drawn as one by some annotator).
-    part_a, part_b : ndarray of bool, shape (H, W)
-        Two cells another annotator drew inside it.
+    labels : ndarray of int, shape (H, W)
+        Label image holding the cell (one annotator's drawing of it as one cell).
+    cell_id : int
+        The cell's id in ``labels``.
+    reference : ndarray of int, shape (H, W)
+        Label image holding the two parts (another annotator's or a consensus's cells).
+    part_ids : (int, int)
+        Ids in ``reference`` of the two parts inside the cell.
     background : Background
         From :func:`background_of`.
+    box : (slice, slice), keyword-only, optional
+        Bounding box of the cell in ``labels`` (as from ``scipy.ndimage.find_objects``),
+        to save finding it.
 
     Returns
     -------
     float
         ``|mean inside - mean interface| / (|mean inside - background level| + noise)``:
         the interface's contrast as a share of the cell's own contrast. The interface is
-        the part of ``cell`` within 2 px of both parts; the inside is ``cell`` eroded by
-        3 px, away from the interface by 2 px more. About 0 for a cut through one cell
+        the part of the cell within 2 px of both parts; the inside is the cell eroded by
+        3 px, and 2 px away from the interface. About 0 for a cut through one cell
         (nothing in the image there); large where two cells meet (a dim gap between
         touching nuclei, a dark double rim, or a brighter overlap). NaN when the
-        interface or the inside is empty.
+        interface or the inside is empty, or the cell is absent.
     """
-    rows, cols = np.nonzero(cell)
-    if rows.size == 0:
-        return float("nan")
+    if box is None:
+        rows, cols = np.nonzero(labels == cell_id)
+        if rows.size == 0:
+            return float("nan")
+        box = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))
     pad = 6
-    sl = (slice(max(rows.min() - pad, 0), rows.max() + pad + 1),
-          slice(max(cols.min() - pad, 0), cols.max() + pad + 1))
-    c, a, b = cell[sl], part_a[sl], part_b[sl]
+    sl = (slice(max(box[0].start - pad, 0), box[0].stop + pad),
+          slice(max(box[1].start - pad, 0), box[1].stop + pad))
+    c = labels[sl] == cell_id
+    a = reference[sl] == part_ids[0]
+    b = reference[sl] == part_ids[1]
     band = ndi.binary_dilation(a, iterations=2) & ndi.binary_dilation(b, iterations=2) & c
     inner = ndi.binary_erosion(c, iterations=3) & ~ndi.binary_dilation(band, iterations=2)
     if not band.any() or not inner.any():

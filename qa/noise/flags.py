@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from qa.noise.compare import compare_labels, sequential_labels
 from qa.noise.features import (
@@ -351,6 +352,11 @@ def _disagreement_flags(
     missed = [int(r) for r in cmp.missed if ref.share_of([r])[0] > 0]
     for r, doubt in _missed_doubt(mask, ref, missed, image, foreground).items():
         add(FlagKind.MISSED, float(ref.share_of([r])[0]) * (1.0 - doubt), (), [r])
+    boxes: dict[int, tuple[slice, slice]] = {}
+    if background is not None and cmp.merged:
+        seq, present = sequential_labels(mask)
+        boxes = {int(cid): box for cid, box in zip(present, ndi.find_objects(seq), strict=False)
+                 if box is not None}
     for c, refs in cmp.merged:
         s = ref.share_of(list(refs))
         real = [r for r, v in zip(refs, s, strict=True) if v > 0]
@@ -361,8 +367,8 @@ def _disagreement_flags(
             score = float(np.sort(support)[-2])
             if background is not None:
                 a, b = (real[n] for n in np.argsort(-support, kind="stable")[:2])
-                seen = interface_contrast(mask == c, ref.labels == a, ref.labels == b,
-                                          background)
+                seen = interface_contrast(mask, c, ref.labels, (a, b), background,
+                                          box=boxes.get(int(c)))
                 if np.isfinite(seen):
                     score *= 0.5 + 0.5 * min(seen / INTERFACE_SIGNAL, 1.0)
             add(FlagKind.MERGED, score, (c,), real)
