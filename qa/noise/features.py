@@ -3,7 +3,8 @@
 An *outlier* is a cell whose shape (or brightness) is unlike the other cells drawn on
 the same image: a sliver, a scribble, a blob around debris. Outliers are found with an
 isolation forest (Liu, Ting & Zhou 2008) seeded for reproducibility. The edge strength
-along a cell's outline tells a cell drawn on nothing from one the image shows.
+along a cell's outline tells a cell drawn on nothing from one the image shows, and the
+interface contrast where two cells meet tells two touching cells from one cell cut in two.
 """
 
 from __future__ import annotations

@@ -118,6 +118,11 @@ def annotator_reliability(
 
     Better reliabilities make better leave-one-out references, which sharpen the scores;
     the loop stops after ``max_iter`` rounds or when nothing moves by more than ``tol``.
+
+    After the loop, each annotator's typical level (``expected``: medians over its images
+    of the parts of ``quality`` and of its outline shift) gives every annotation a
+    ``relative_quality`` (see :func:`score_annotations`): the detector of a single badly
+    damaged annotation, for any annotator.
     """
     images, truths, k = _check(per_image_masks, gold)
     require_iou_threshold(iou_threshold)

@@ -259,7 +259,8 @@ def score_annotations(
     ------
     TypeError, ValueError
         If ``masks`` is not a sequence of at least two 2-D integer label images of one
-        shape, or ``weights`` or ``iou_threshold`` are out of range.
+        shape, ``weights`` or ``iou_threshold`` are out of range, or ``expected`` is not an
+        expectation for exactly ``k`` annotators.
 
     Notes
     -----
