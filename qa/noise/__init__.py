@@ -20,9 +20,10 @@ Public API
 """
 
 from qa.noise.disagreement import ModelDisagreement, flag_model_disagreement
+from qa.noise.expectation import AnnotatorExpectation
 from qa.noise.flags import FlagKind, InstanceFlag, flag_instances
 from qa.noise.reliability import AnnotatorReliability, annotator_reliability
-from qa.noise.scores import AnnotationScore, AnnotatorExpectation, score_annotations
+from qa.noise.scores import AnnotationScore, score_annotations
 
 __all__ = [
     "AnnotationScore",

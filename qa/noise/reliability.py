@@ -9,9 +9,11 @@ import numpy as np
 
 from qa.metrics import instance_overlaps
 from qa.noise.compare import compare_labels
+from qa.noise.expectation import PARTS as _PARTS
+from qa.noise.expectation import AnnotatorExpectation
 from qa.noise.inputs import require_iou_threshold, require_label_image
 from qa.noise.reference import MIN_RELIABILITY
-from qa.noise.scores import AnnotatorExpectation, registration_offset, score_annotations
+from qa.noise.scores import registration_offset, score_annotations
 
 #: A gold image (known truth) counts this many times as much as an image judged only
 #: against the other annotators.
@@ -185,11 +187,6 @@ def _weighted_mean(values: np.ndarray, is_gold: np.ndarray) -> np.ndarray:
     summed = np.nansum(values * weight, axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total > 0, summed / np.where(total > 0, total, 1.0), np.nan)
-
-
-#: Parts of AnnotationScore kept per image (columns 1.. of the score table; column 0 is
-#: ``quality``).
-_PARTS = ("recall_sure", "plausible", "iou_sure", "registration", "shift_px")
 
 
 def _score_against_truth(
