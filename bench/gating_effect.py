@@ -26,11 +26,11 @@ over seeds and the paired per-seed differences of AP@0.5, AP@0.75 and mean match
 on the test set, the training labels' own quality against the ground truth, matched
 predicted/true area ratio, and debris predicted as cells.
 
-    .venv/bin/python bench/gating_experiment.py --quick        # a few minutes on 2 cores
-    .venv/bin/python bench/gating_experiment.py                # full run, <= 45 min
-    .venv/bin/python bench/gating_experiment.py --device cuda --train-images 48 --steps 2000
+    .venv/bin/python bench/gating_effect.py --quick        # a few minutes on 2 cores
+    .venv/bin/python bench/gating_effect.py                # full run, <= 45 min
+    .venv/bin/python bench/gating_effect.py --device cuda --train-images 48 --steps 2000
 
-Writes ``bench/results/gating_experiment[_quick].{json,md}``, ``..._diffs.png`` (per-seed
+Writes ``bench/results/gating_effect[_quick].{json,md}``, ``..._diffs.png`` (per-seed
 differences) and ``..._loss.png`` (mean training loss per condition).
 """
 
@@ -304,7 +304,7 @@ def main(argv=None) -> int:
                     help="torch CPU threads (on the shared 2-core machine 1 was 2x faster)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     ap.add_argument("--name", default=None,
-                    help="output file stem (default gating_experiment[_quick])")
+                    help="output file stem (default gating_effect[_quick])")
     args = ap.parse_args(argv)
     quick = dict(train_images=6, test_images=4, size=192, steps=60)
     full = dict(train_images=10, test_images=6, size=256, steps=300)
@@ -317,8 +317,8 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / (args.name or ("gating_experiment_quick" if args.quick
-                                     else "gating_experiment"))
+    stem = args.out / (args.name or ("gating_effect_quick" if args.quick
+                                     else "gating_effect"))
     t0 = time.perf_counter()
     runs = {}
     for seed in args.seeds:
