@@ -111,8 +111,12 @@ def run_panel(k: int, n_images: int, seed: int) -> None:
             for f in flags:  # sorted by descending score within each kind
                 if f.annotator != i or f.kind not in KINDS:
                     continue
-                key = (f.kind, gt_of_cells(gt, masks, f.others) if f.kind == "missed"
-                       else f.labels[0])
+                if f.kind != "missed":
+                    key = (f.kind, f.labels[0])
+                elif f.others:
+                    key = (f.kind, gt_of_cells(gt, masks, f.others))
+                else:  # a cell nobody drew, found in the image: the cell at that pixel
+                    key = (f.kind, int(gt[f.where]))
                 hit = key[1] in truth[f.kind] and key not in seen
                 seen.add(key)
                 flag_rows[f.kind][0].append(f.score)

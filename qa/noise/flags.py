@@ -19,6 +19,7 @@ from qa.noise.features import (
     outlier_scores,
 )
 from qa.noise.inputs import (
+    require_consensus,
     require_fraction,
     require_image,
     require_iou_threshold,
@@ -32,6 +33,7 @@ from qa.noise.reference import (
     reference_from_consensus,
 )
 from qa.noise.scores import BOUNDARY_IOU, SURE_SHARE
+from qa.noise.undrawn import undrawn_cells
 
 #: Edge strength along a cell's outline (relative to the background, see
 #: :func:`qa.noise.features.edge_strength`) from which a cell counts as showing in the
@@ -114,7 +116,11 @@ class InstanceFlag:
         ``(annotator, label id)`` of the other annotators' cells behind the flag, sorted:
         the cell(s) that were missed, merged, split or drawn with another outline, or that
         partly confirm a ``spurious`` cell; empty for ``outlier`` and for unconfirmed
-        ``spurious`` cells.
+        ``spurious`` cells and for ``missed`` cells found in the image alone.
+    where : (int, int) or None
+        ``(row, column)`` of a pixel inside a ``missed`` cell that no annotator drew and
+        the image shows (:mod:`qa.noise.undrawn`; ``others`` is empty then); None for
+        every other flag.
     """
 
     annotator: int
@@ -122,6 +128,7 @@ class InstanceFlag:
     score: float
     labels: tuple[int, ...]
     others: tuple[tuple[int, int], ...]
+    where: tuple[int, int] | None = None
 
 
 def flag_instances(
@@ -134,6 +141,7 @@ def flag_instances(
     outlier_contamination: float = 0.02,
     min_score: float = 0.25,
     seed: int = 0,
+    image_evidence: bool = True,
 ) -> list[InstanceFlag]:
     """Flag the cells of every annotation that disagree with the other annotators.
 
@@ -162,6 +170,10 @@ def flag_instances(
         (to trace a precision-recall curve), 0.5 only what most of the others support.
     seed : int, keyword-only
         Seed of the isolation forest.
+    image_evidence : bool, keyword-only
+        With an image, also flag as ``missed``, for every annotator, the cell-like
+        regions of the image that no annotator drew (:func:`qa.noise.undrawn.undrawn_cells`;
+        such flags have empty ``others`` and carry ``where``). False leaves them out.
 
     Returns
     -------
@@ -196,6 +208,10 @@ def flag_instances(
       above the background noise around it (a cell drawn on nothing);
     - ``boundary``: matched with IoU below 0.7, or paired below the matching threshold,
       with a reference cell of ``s >= 1/2``;
+    - ``missed`` without ``others`` (with an image and ``image_evidence``): a region
+      standing out from its local background like the drawn cells, about their size and
+      at least 3 px from every drawn cell, flagged for every annotator; scored by its
+      contrast and size (:class:`qa.noise.undrawn.UndrawnCell`);
     - ``outlier``: isolation forest (scikit-learn, seeded) over log area, eccentricity,
       solidity and mean intensity of all cells of all annotations (skipped below 30 cells).
 
@@ -212,10 +228,12 @@ def flag_instances(
     min_score = require_fraction(min_score, "min_score")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    if not isinstance(image_evidence, (bool, np.bool_)):
+        raise TypeError(f"image_evidence must be a bool, got {type(image_evidence).__name__}")
     if image is not None:
         image = require_image(image, masks[0].shape)
     if consensus is not None:
-        _check_consensus(consensus, masks)
+        require_consensus(consensus, masks)
     if weights is None:
         w = first_pass_reliability(masks, iou_threshold=iou_threshold)
     else:
@@ -236,35 +254,16 @@ def flag_instances(
         flags.extend(_disagreement_flags(i, masks[i], ref, iou_threshold=iou_threshold,
                                          image=image, foreground=foreground,
                                          background=background))
+    if background is not None and image_evidence:
+        flags.extend(
+            InstanceFlag(i, FlagKind.MISSED, cell.score, (), (), where=cell.where)
+            for cell in undrawn_cells(background.gray, masks) for i in range(k)
+        )
     flags.extend(_outlier_flags(masks, image, contamination=contamination, seed=int(seed)))
     flags = [f for f in flags if f.score >= min_score]
     order = list(FlagKind)
     flags.sort(key=lambda f: (f.annotator, order.index(f.kind), -f.score, f.labels, f.others))
     return flags
-
-
-def _check_consensus(consensus: object, masks: list[np.ndarray]) -> None:
-    labels = getattr(consensus, "labels", None)
-    members = getattr(consensus, "members", None)
-    if not isinstance(labels, np.ndarray) or not isinstance(members, np.ndarray):
-        raise TypeError(
-            "consensus must be a qa.consensus.Consensus (with .labels and .members arrays), "
-            f"got {type(consensus).__name__}"
-        )
-    if labels.shape != masks[0].shape:
-        raise ValueError(
-            f"consensus.labels has shape {labels.shape}, the masks have {masks[0].shape}"
-        )
-    if members.ndim != 2 or members.shape[1] != len(masks):
-        raise ValueError(
-            f"consensus.members must have one column per mask ({len(masks)}), "
-            f"got shape {members.shape}"
-        )
-    if int(labels.max(initial=0)) > members.shape[0]:
-        raise ValueError(
-            f"consensus.labels has id {int(labels.max())} but members has only "
-            f"{members.shape[0]} rows"
-        )
 
 
 def _not_cell_likeness(

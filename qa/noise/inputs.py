@@ -81,3 +81,28 @@ def require_iou_threshold(value: object, name: str = "iou_threshold") -> float:
     if not 0.5 <= float(value) < 1.0:
         raise ValueError(f"{name} must be in [0.5, 1), got {value}")
     return float(value)
+
+
+def require_consensus(consensus: object, masks: list[np.ndarray]) -> None:
+    """Check that ``consensus`` is a Consensus of ``masks`` (labels, members) or raise."""
+    labels = getattr(consensus, "labels", None)
+    members = getattr(consensus, "members", None)
+    if not isinstance(labels, np.ndarray) or not isinstance(members, np.ndarray):
+        raise TypeError(
+            "consensus must be a qa.consensus.Consensus (with .labels and .members arrays), "
+            f"got {type(consensus).__name__}"
+        )
+    if labels.shape != masks[0].shape:
+        raise ValueError(
+            f"consensus.labels has shape {labels.shape}, the masks have {masks[0].shape}"
+        )
+    if members.ndim != 2 or members.shape[1] != len(masks):
+        raise ValueError(
+            f"consensus.members must have one column per mask ({len(masks)}), "
+            f"got shape {members.shape}"
+        )
+    if int(labels.max(initial=0)) > members.shape[0]:
+        raise ValueError(
+            f"consensus.labels has id {int(labels.max())} but members has only "
+            f"{members.shape[0]} rows"
+        )

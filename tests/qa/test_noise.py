@@ -614,3 +614,30 @@ def test_consensus_of_other_masks_is_refused():
     cons = fuse([base(), base(), base()])
     with pytest.raises(ValueError, match="one column per mask"):
         flag_instances([base(), base()], consensus=cons)
+
+
+def test_cell_the_image_shows_and_nobody_drew_is_missed_by_everyone_a_speck_is_not():
+    yy, xx = np.mgrid[0:64, 0:64]
+    drawn = np.zeros((64, 64), np.uint16)
+    for n, (y, x) in enumerate([(12, 12), (12, 44), (44, 12)], start=1):
+        drawn[(yy - y) ** 2 + (xx - x) ** 2 <= 25] = n
+    image = np.random.default_rng(0).normal(100.0, 2.0, drawn.shape)
+    image[drawn > 0] += 60.0
+    image[(yy - 44) ** 2 + (xx - 44) ** 2 <= 25] += 60.0  # a cell nobody drew
+    image[28:30, 28:30] += 60.0  # a speck of debris, 4 px against cells of 81 px
+    masks = [drawn, drawn.copy(), drawn.copy()]
+    flags = flag_instances(masks, image=image, min_score=0.0)
+    missed = [f for f in flags if f.kind == FlagKind.MISSED]
+    assert [f.annotator for f in missed] == [0, 1, 2]
+    for f in missed:
+        assert f.others == () and f.labels == ()
+        assert (f.where[0] - 44) ** 2 + (f.where[1] - 44) ** 2 <= 25
+        # contrast 60 against noise 2 (far above FULL_SNR); half-maximum area 75 px of the
+        # smoothed disk against the typical 81: too_small = log(81 / 75) / log(4)
+        assert f.score == pytest.approx(1.0 - np.log(81 / 75) / np.log(4.0), abs=1e-6)
+    assert len({f.where for f in missed}) == 1
+    off = flag_instances(masks, image=image, min_score=0.0, image_evidence=False)
+    assert [f for f in off if f.kind == FlagKind.MISSED] == []
+    assert [f for f in flag_instances(masks, min_score=0.0) if f.kind == FlagKind.MISSED] == []
+    with pytest.raises(TypeError, match="image_evidence must be a bool"):
+        flag_instances(masks, image=image, image_evidence=1)
