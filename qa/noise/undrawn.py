@@ -21,6 +21,9 @@ Detector (per image):
    tracks a blob's real size whatever its brightness: one smaller than
    :data:`MIN_AREA_SHARE` of the median drawn area is debris, not a cell, and dropped,
    and the score falls for one below the typical size as for the other flags.
+5. A region at least as plain as the drawn cells that every annotator left out was most
+   likely left out on purpose (debris is often bright): the score falls for contrast
+   above :data:`OBVIOUS` of the drawn cells' median contrast.
 
 A cell partly under a drawn neighbour is seen only in its free part, so its measured
 size, and score, are smaller. Cells too faint to stand out of the noise (e.g. faint
@@ -48,6 +51,12 @@ MIN_SNR = 6.0
 #: evidence is full (score factor 1); it falls linearly to 0 at :data:`MIN_SNR`.
 FULL_SNR = 12.0
 
+#: Contrast, as a share of the drawn cells' median contrast, above which a region every
+#: annotator left out is doubted: the cells all annotators miss are the faint ones, while
+#: an object as plain as the drawn cells that nobody drew was most likely left out on
+#: purpose (debris, an artefact). The doubt rises linearly to 1 at twice this share.
+OBVIOUS = 0.5
+
 #: A candidate's extent: the connected pixels above this share of its peak contrast
 #: (and above the detection threshold).
 CORE = 0.35
@@ -68,16 +77,21 @@ class UndrawnCell:
     area : int
         Half-maximum area in pixels.
     snr : float
-        Mean local contrast over the half-maximum region, in noise units.
+        Mean local contrast over the region's extent, in noise units.
+    relative_contrast : float
+        Median contrast over the half-maximum region, over the median contrast of the
+        drawn cells' pixels.
     score : float
         Evidence that it is a cell left out, 0..1: ``clip((snr - MIN_SNR) / (FULL_SNR -
         MIN_SNR))`` times ``1 - too_small``, ``too_small = clip(log(median area / area) /
-        log 4, 0, 1)`` as for the other flags.
+        log 4, 0, 1)`` as for the other flags, times ``1 - obvious``, ``obvious =
+        clip((relative_contrast - OBVIOUS) / OBVIOUS, 0, 1)``.
     """
 
     where: tuple[int, int]
     area: int
     snr: float
+    relative_contrast: float
     score: float
 
 
@@ -123,6 +137,7 @@ def undrawn_cells(gray: np.ndarray, masks: list[np.ndarray]) -> list[UndrawnCell
     noise = 1.4826 * float(np.median(np.abs(values - np.median(values))))
     if noise <= 0:
         return []
+    drawn_level = float(np.median(contrast[foreground]))
     cand = (contrast > MIN_SNR * noise) & free
     masked = np.where(free, contrast, -np.inf)
     peaks = cand & (contrast == ndi.maximum_filter(masked, size=2 * int(round(r)) + 1))
@@ -137,15 +152,18 @@ def undrawn_cells(gray: np.ndarray, masks: list[np.ndarray]) -> list[UndrawnCell
         half, _ = ndi.label((contrast[box] > max(top * CORE, MIN_SNR * noise)) & free[box])
         core = half == half[py - box[0].start, px - box[1].start]
         taken[box] |= core
-        area = int(core.sum())
         peak_half, _ = ndi.label((contrast[box] > top / 2.0) & core)
-        area_half = int((peak_half == peak_half[py - box[0].start, px - box[1].start]).sum())
+        body = peak_half == peak_half[py - box[0].start, px - box[1].start]
+        area_half = int(body.sum())
         if area_half < MIN_AREA_SHARE * cell_area:
             continue
         snr = float(contrast[box][core].mean()) / noise
         evidence = np.clip((snr - MIN_SNR) / (FULL_SNR - MIN_SNR), 0.0, 1.0)
         too_small = np.clip(np.log(cell_area / area_half) / np.log(4.0), 0.0, 1.0)
-        out.append(UndrawnCell(where=(int(py), int(px)), area=area, snr=snr,
-                               score=float(evidence * (1.0 - too_small))))
+        relative = float(np.median(contrast[box][body])) / max(drawn_level, noise)
+        obvious = np.clip((relative - OBVIOUS) / OBVIOUS, 0.0, 1.0)
+        out.append(UndrawnCell(where=(int(py), int(px)), area=area_half, snr=snr,
+                               relative_contrast=relative,
+                               score=float(evidence * (1.0 - too_small) * (1.0 - obvious))))
     out.sort(key=lambda u: (-u.score, u.where))
     return out

@@ -21,6 +21,7 @@ from qa.noise import (
 )
 from qa.noise.compare import compare_labels
 from qa.noise.features import cell_features
+from qa.noise.undrawn import undrawn_cells
 from qa.simulate import AVERAGE, CARELESS, EXPERT, simulate_dataset
 
 
@@ -623,7 +624,10 @@ def test_cell_the_image_shows_and_nobody_drew_is_missed_by_everyone_a_speck_is_n
         drawn[(yy - y) ** 2 + (xx - x) ** 2 <= 25] = n
     image = np.random.default_rng(0).normal(100.0, 2.0, drawn.shape)
     image[drawn > 0] += 60.0
-    image[(yy - 44) ** 2 + (xx - 44) ** 2 <= 25] += 60.0  # a cell nobody drew
+    plain = image.copy()
+    image[(yy - 44) ** 2 + (xx - 44) ** 2 <= 25] += 20.0  # a faint cell nobody drew
+    plain[(yy - 44) ** 2 + (xx - 44) ** 2 <= 25] += 60.0  # as plain as the drawn ones
+    plain[28:30, 28:30] += 60.0
     image[28:30, 28:30] += 60.0  # a speck of debris, 4 px against cells of 81 px
     masks = [drawn, drawn.copy(), drawn.copy()]
     flags = flag_instances(masks, image=image, min_score=0.0)
@@ -632,10 +636,24 @@ def test_cell_the_image_shows_and_nobody_drew_is_missed_by_everyone_a_speck_is_n
     for f in missed:
         assert f.others == () and f.labels == ()
         assert (f.where[0] - 44) ** 2 + (f.where[1] - 44) ** 2 <= 25
-        # contrast 60 against noise 2 (far above FULL_SNR); half-maximum area 75 px of the
-        # smoothed disk against the typical 81: too_small = log(81 / 75) / log(4)
-        assert f.score == pytest.approx(1.0 - np.log(81 / 75) / np.log(4.0), abs=1e-6)
+        # contrast 20 against noise 2 (far above FULL_SNR), a third of the drawn cells'
+        # (below OBVIOUS); half-maximum area 71 px of the smoothed, noisy disk against
+        # the typical 81: too_small = log(81 / 71) / log(4)
+        assert f.score == pytest.approx(1.0 - np.log(81 / 71) / np.log(4.0), abs=1e-9)
+    (cell,) = undrawn_cells(image, masks)
+    assert (cell.area, cell.where) == (71, missed[0].where)
+    assert cell.relative_contrast == pytest.approx(0.298, abs=1e-3)
     assert len({f.where for f in missed}) == 1
+    # about as plain as the drawn cells (0.9 of their contrast) and still left out by all:
+    # likely on purpose, so the score drops by 1 - (0.9 - 0.5) / 0.5
+    (cell,) = undrawn_cells(plain, masks)
+    assert (cell.area, cell.relative_contrast) == (75, pytest.approx(0.900, abs=1e-3))
+    expected = (1.0 - np.log(81 / 75) / np.log(4.0)) * (1.0 - (cell.relative_contrast - 0.5) / 0.5)
+    missed = [f for f in flag_instances(masks, image=plain, min_score=0.0)
+              if f.kind == FlagKind.MISSED]
+    assert [(f.annotator, f.score) for f in missed] == [
+        (j, pytest.approx(expected, abs=1e-9)) for j in range(3)]
+    assert expected == pytest.approx(0.189, abs=1e-3)
     off = flag_instances(masks, image=image, min_score=0.0, image_evidence=False)
     assert [f for f in off if f.kind == FlagKind.MISSED] == []
     assert [f for f in flag_instances(masks, min_score=0.0) if f.kind == FlagKind.MISSED] == []
