@@ -12,6 +12,8 @@ Public API
   annotator's typical level, the better detector of one heavily damaged annotation.
 - :func:`flag_instances` -> list of :class:`InstanceFlag`: per annotator and cell, a
   :class:`FlagKind` (missed, spurious, merged, split, boundary, outlier) and a score.
+  With an image it also flags, as ``missed`` for every annotator, cells the image shows
+  that no annotator drew (:mod:`qa.noise.undrawn`; ``image_evidence=False`` turns it off).
 - :func:`annotator_reliability` -> :class:`AnnotatorReliability`: reliability of each
   annotator over many images (EM over agreement with the evolving consensus; gold images
   with known truth where given).
