@@ -15,7 +15,8 @@ PURE_CORE = [
     "guidelines.rules",
     "annotation.masks", "annotation.imagefiles",
     "training.evaluate", "training.backbones.base", "training.backbones.cellpose",
-    "training.backbones.sam", "training.backbones.cellpose_net", "training.backbones.sam_model",
+    "training.backbones.sam", "training.backbones.cellpose_net", "training.backbones.cellpose_steps",
+    "training.backbones.sam_model",
 ]
 
 

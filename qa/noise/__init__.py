@@ -1,7 +1,11 @@
 """Noisy-label detection for multi-annotator instance masks (pure numpy/scipy/sklearn; no Django).
 
 Every annotation is judged *leave-one-out*: against the fused annotations of the other
-annotators (:func:`qa.consensus.fuse`), never against a consensus it took part in.
+annotators (:func:`qa.consensus.fuse`), never against a consensus it took part in. An
+annotation that is an outlier on an image (it agrees with nobody, or most of its cells
+overlap nobody's) is left out of the others' references (:mod:`qa.noise.reference`),
+and the doubts of :mod:`qa.noise.doubt` keep another annotator's split, debris left out
+on purpose and blobs drawn on blank background from counting as errors.
 
 Public API
 ----------

@@ -10,11 +10,11 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from qa.noise.compare import compare_labels, sequential_labels
+from qa.noise.doubt import disputed_share, held_parts, missed_doubt, not_cell_likeness
 from qa.noise.features import (
     Background,
     background_of,
     cell_features,
-    edge_strength,
     interface_contrast,
     outlier_scores,
 )
@@ -30,25 +30,12 @@ from qa.noise.reference import (
     Reference,
     first_pass_reliability,
     leave_one_out,
+    outlier_annotations,
+    pairwise_f1,
     reference_from_consensus,
 )
-from qa.noise.scores import BOUNDARY_IOU, SURE_SHARE
+from qa.noise.scores import BOUNDARY_IOU
 from qa.noise.undrawn import undrawn_cells
-
-#: Edge strength along a cell's outline (relative to the background, see
-#: :func:`qa.noise.features.edge_strength`) from which a cell counts as showing in the
-#: image; at 1 (plain background) it counts as drawn on nothing.
-EDGE_SIGNAL = 2.5
-
-#: The same for a cell another annotator drew and this one left out. Lower than
-#: :data:`EDGE_SIGNAL` because the cells left out are often the faint ones; a blob drawn
-#: on plain background still scores about 1.
-EDGE_SIGNAL_MISSED = 2.0
-
-#: A reference cell of which this share of the pixels lies under cells of the annotator
-#: being judged is not a cell it left out (it is a piece of one it drew otherwise, e.g.
-#: another annotator's split half or outline); the ``missed`` score falls linearly to 0 there.
-COVERED = 0.5
 
 #: Interface contrast (:func:`qa.noise.features.interface_contrast`) from which the
 #: image fully confirms a merge; below it a ``merged`` score is lowered, at most by half.
@@ -234,10 +221,12 @@ def flag_instances(
         image = require_image(image, masks[0].shape)
     if consensus is not None:
         require_consensus(consensus, masks)
+    f1 = pairwise_f1(masks, iou_threshold=iou_threshold)
     if weights is None:
-        w = first_pass_reliability(masks, iou_threshold=iou_threshold)
+        w = first_pass_reliability(masks, iou_threshold=iou_threshold, f1=f1)
     else:
         w = require_weights(weights, k)
+    outliers = outlier_annotations(masks, f1)
 
     foreground = np.zeros(masks[0].shape, dtype=bool)
     for m in masks:
@@ -246,12 +235,12 @@ def flag_instances(
     flags: list[InstanceFlag] = []
     for i in range(k):
         if consensus is None:
-            ref = leave_one_out(masks, i, w, iou_threshold=iou_threshold)
+            ref = leave_one_out(masks, i, w, iou_threshold=iou_threshold, outliers=outliers)
         else:
             ref = reference_from_consensus(
                 np.asarray(consensus.labels), np.asarray(consensus.members), w, annotator=i
             )
-        flags.extend(_disagreement_flags(i, masks[i], ref, iou_threshold=iou_threshold,
+        flags.extend(_disagreement_flags(i, masks, ref, iou_threshold=iou_threshold,
                                          image=image, foreground=foreground,
                                          background=background))
     if background is not None and image_evidence:
@@ -266,77 +255,17 @@ def flag_instances(
     return flags
 
 
-def _not_cell_likeness(
-    labels: np.ndarray, cells: list[int], ref: Reference, image: np.ndarray | None,
-    foreground: np.ndarray,
-) -> dict[int, float]:
-    """How little each cell looks like the cells the others agree on, 0..1.
-
-    ``too_small``: ``log(median sure area / area) / log 4`` clipped to 0..1 (a quarter of
-    the typical area or less gives 1); with an image also ``no_signal``:
-    ``(EDGE_SIGNAL - edge strength) / (EDGE_SIGNAL - 1)`` clipped to 0..1 (an outline
-    along which the image changes no more than in the background gives 1).
-    The larger of the two is returned.
-    """
-    if not cells:
-        return {}
-    ids = np.asarray(cells, dtype=np.int64)
-    present, counts = np.unique(labels, return_counts=True)
-    areas = counts[np.searchsorted(present, ids)]
-    sure = ref.ids[ref.share >= SURE_SHARE]
-    if sure.size:
-        present, counts = np.unique(ref.labels, return_counts=True)
-        ref_areas = counts[np.searchsorted(present, sure)]
-        too_small = np.clip(np.log(np.median(ref_areas) / areas) / np.log(4.0), 0.0, 1.0)
-    else:
-        too_small = np.zeros(ids.size)
-    likeness = too_small
-    if image is not None:
-        edges = edge_strength(labels, ids, image, foreground)
-        no_signal = np.clip((EDGE_SIGNAL - edges) / (EDGE_SIGNAL - 1.0), 0.0, 1.0)
-        likeness = np.maximum(likeness, np.nan_to_num(no_signal, nan=0.0))
-    return {int(c): float(v) for c, v in zip(ids, likeness, strict=True)}
-
-
-def _missed_doubt(
-    mask: np.ndarray, ref: Reference, missed: list[int], image: np.ndarray | None,
-    foreground: np.ndarray,
-) -> dict[int, float]:
-    """How doubtful it is that each reference cell is a whole cell ``mask`` left out, 0..1.
-
-    The largest of: ``too_small`` as in :func:`_not_cell_likeness`; ``covered``, the
-    share of the cell's pixels under cells of ``mask`` over :data:`COVERED` (clipped to
-    1: the annotator drew something there, so this is a piece of another annotator's
-    differently cut cell); with an image, ``no_signal`` with :data:`EDGE_SIGNAL_MISSED`
-    (a blob the other annotator drew on plain background).
-    """
-    if not missed:
-        return {}
-    ids = np.asarray(missed, dtype=np.int64)
-    small = _not_cell_likeness(ref.labels, missed, ref, None, foreground)
-    doubt = np.asarray([small[r] for r in missed])
-    seq, present = sequential_labels(ref.labels)
-    k = np.searchsorted(present, ids) + 1
-    area = np.bincount(seq.ravel(), minlength=present.size + 1)[k]
-    under = np.bincount(seq.ravel(), weights=(mask != 0).ravel(), minlength=present.size + 1)[k]
-    doubt = np.maximum(doubt, np.clip(under / np.maximum(area, 1) / COVERED, 0.0, 1.0))
-    if image is not None:
-        edges = edge_strength(ref.labels, ids, image, foreground)
-        no_signal = (EDGE_SIGNAL_MISSED - edges) / (EDGE_SIGNAL_MISSED - 1.0)
-        doubt = np.maximum(doubt, np.clip(np.nan_to_num(no_signal, nan=0.0), 0.0, 1.0))
-    return {int(r): float(v) for r, v in zip(ids, doubt, strict=True)}
-
-
 def _disagreement_flags(
-    i: int, mask: np.ndarray, ref: Reference, *, iou_threshold: float,
+    i: int, masks: list[np.ndarray], ref: Reference, *, iou_threshold: float,
     image: np.ndarray | None, foreground: np.ndarray, background: Background | None,
 ) -> list[InstanceFlag]:
+    mask = masks[i]
     cmp = compare_labels(ref.labels, mask, iou_threshold=iou_threshold)
     out: list[InstanceFlag] = []
     unconfirmed = [int(c) for c in cmp.spurious]
     for pairs in (cmp.matched, cmp.poor):
         unconfirmed += [int(c) for r, c in pairs if ref.share_of([r])[0] < 0.5]
-    not_cell = _not_cell_likeness(mask, unconfirmed, ref, image, foreground)
+    not_cell = not_cell_likeness(mask, unconfirmed, ref, image, foreground)
 
     def spurious_score(c: int, s: float) -> float:
         # looking like no cell at all outweighs the others' partial support
@@ -349,23 +278,29 @@ def _disagreement_flags(
         ))
 
     missed = [int(r) for r in cmp.missed if ref.share_of([r])[0] > 0]
-    for r, doubt in _missed_doubt(mask, ref, missed, image, foreground).items():
+    doubts = missed_doubt(mask, ref, missed, masks, image=image, foreground=foreground,
+                          background=background)
+    for r, doubt in doubts.items():
         add(FlagKind.MISSED, float(ref.share_of([r])[0]) * (1.0 - doubt), (), [r])
     boxes: dict[int, tuple[slice, slice]] = {}
-    if background is not None and cmp.merged:
+    if cmp.merged:
         seq, present = sequential_labels(mask)
-        boxes = {int(cid): box for cid, box in zip(present, ndi.find_objects(seq), strict=False)
+        boxes = {int(cid): _padded(box, mask.shape, 2)
+                 for cid, box in zip(present, ndi.find_objects(seq), strict=False)
                  if box is not None}
     for c, refs in cmp.merged:
         s = ref.share_of(list(refs))
         real = [r for r, v in zip(refs, s, strict=True) if v > 0]
         if len(real) >= 2:
+            real = held_parts(mask == c, ref, real, masks, boxes[int(c)])
+        if len(real) >= 2:
             # a half-size part the others drew is more likely a split of theirs
-            u = _not_cell_likeness(ref.labels, real, ref, None, foreground)
+            u = not_cell_likeness(ref.labels, real, ref, None, foreground)
             support = np.array([ref.share_of([r])[0] * (1.0 - u[r]) for r in real])
             score = float(np.sort(support)[-2])
+            a, b = (real[n] for n in np.argsort(-support, kind="stable")[:2])
+            score *= 1.0 - disputed_share(i, ref, (a, b), masks, boxes[int(c)])
             if background is not None:
-                a, b = (real[n] for n in np.argsort(-support, kind="stable")[:2])
                 seen = interface_contrast(mask, c, ref.labels, (a, b), background,
                                           box=boxes.get(int(c)))
                 if np.isfinite(seen):
@@ -390,6 +325,11 @@ def _disagreement_flags(
         else:
             add(FlagKind.BOUNDARY, 1.0 - iou, (c,), [r])
     return out
+
+
+def _padded(box: tuple[slice, slice], shape: tuple[int, ...], pad: int) -> tuple[slice, slice]:
+    return (slice(max(box[0].start - pad, 0), min(box[0].stop + pad, shape[0])),
+            slice(max(box[1].start - pad, 0), min(box[1].stop + pad, shape[1])))
 
 
 def _outlier_flags(

@@ -22,6 +22,18 @@ from qa.noise.compare import compare_labels
 #: still counts a little (a zero weight would make its cells vanish from every vote).
 MIN_RELIABILITY = 0.05
 
+#: An annotation whose best agreement (F1) with any other annotation on the image is
+#: below this share of the best agreement any pair reaches is an outlier on that image
+#: and is left out of the references of the others (its cells count as not drawn): a
+#: mask shifted out of register or smeared over its neighbours would otherwise form
+#: clusters of its own whose overlaps cut the good annotators' cells apart.
+OUTLIER_AGREEMENT = 0.5
+
+#: An annotation of which fewer than this share of the cells overlap any cell of any
+#: other annotation is an outlier as well: invented blobs all over an image would
+#: otherwise stand as cells everyone else "missed".
+CONFIRMED = 0.6
+
 
 @dataclass(frozen=True)
 class Reference:
@@ -38,12 +50,16 @@ class Reference:
     members : ndarray of int64, shape (n, k)
         For each cell, the label id every annotator contributed (0 for none); the column
         of the annotator being judged is all zeros.
+    voters : ndarray of float64, shape (k,)
+        Reliability of each annotator whose cells went into the reference; 0 for the
+        annotator being judged and for others left out as outliers.
     """
 
     labels: np.ndarray
     ids: np.ndarray
     share: np.ndarray
     members: np.ndarray
+    voters: np.ndarray
 
     def certain(self) -> np.ndarray:
         """Label image of the cells with a share of at least 1/2 (the reference proper)."""
@@ -65,7 +81,20 @@ class Reference:
         )
 
 
-def first_pass_reliability(masks: Sequence[np.ndarray], *, iou_threshold: float) -> np.ndarray:
+def pairwise_f1(masks: Sequence[np.ndarray], *, iou_threshold: float) -> np.ndarray:
+    """F1 of one-to-one IoU matching between every pair of annotations, shape (k, k), 1 on
+    the diagonal."""
+    k = len(masks)
+    f1 = np.eye(k)
+    for a in range(k):
+        for b in range(a + 1, k):
+            f1[a, b] = f1[b, a] = compare_labels(masks[a], masks[b], iou_threshold=iou_threshold).f1
+    return f1
+
+
+def first_pass_reliability(
+    masks: Sequence[np.ndarray], *, iou_threshold: float, f1: np.ndarray | None = None
+) -> np.ndarray:
     """Each annotator's mean F1 against every other annotator, floored at MIN_RELIABILITY.
 
     Parameters
@@ -74,6 +103,8 @@ def first_pass_reliability(masks: Sequence[np.ndarray], *, iou_threshold: float)
         k >= 2 validated label images.
     iou_threshold : float
         Matching threshold (>= 0.5).
+    f1 : ndarray, shape (k, k), optional
+        :func:`pairwise_f1` of ``masks``, when already computed.
 
     Returns
     -------
@@ -81,18 +112,56 @@ def first_pass_reliability(masks: Sequence[np.ndarray], *, iou_threshold: float)
         In [MIN_RELIABILITY, 1].
     """
     k = len(masks)
-    f1 = np.eye(k)
-    for a in range(k):
-        for b in range(a + 1, k):
-            f1[a, b] = f1[b, a] = compare_labels(masks[a], masks[b], iou_threshold=iou_threshold).f1
+    if f1 is None:
+        f1 = pairwise_f1(masks, iou_threshold=iou_threshold)
     mean = (f1.sum(axis=1) - 1.0) / (k - 1)
     return np.clip(mean, MIN_RELIABILITY, 1.0)
 
 
+def outlier_annotations(masks: Sequence[np.ndarray], f1: np.ndarray) -> np.ndarray:
+    """Which annotations of one image are too damaged to stand in anyone's reference.
+
+    An annotation is an outlier when its best F1 with any other annotation is below
+    :data:`OUTLIER_AGREEMENT` times the best F1 of any pair (it agrees with nobody while
+    others agree with each other), or when fewer than :data:`CONFIRMED` of its cells
+    overlap a cell of another annotation (:func:`confirmed_share`). With two annotations
+    nobody is an outlier: there is no majority to tell which one is off.
+
+    Returns
+    -------
+    ndarray of bool, shape (k,)
+    """
+    k = len(masks)
+    if k < 3:
+        return np.zeros(k, dtype=bool)
+    best = np.where(np.eye(k, dtype=bool), -np.inf, f1).max(axis=1)
+    disagreeing = best < OUTLIER_AGREEMENT * best.max()
+    unconfirmed = np.array([confirmed_share(masks, j) < CONFIRMED for j in range(k)])
+    return disagreeing | unconfirmed
+
+
+def confirmed_share(masks: Sequence[np.ndarray], j: int) -> float:
+    """Share of the cells of ``masks[j]`` that overlap a cell of any other mask (1.0 if none)."""
+    cells = np.unique(masks[j][masks[j] != 0])
+    if cells.size == 0:
+        return 1.0
+    drawn = np.zeros(masks[j].shape, dtype=bool)
+    for n, m in enumerate(masks):
+        if n != j:
+            drawn |= m != 0
+    return float(np.unique(masks[j][drawn & (masks[j] != 0)]).size / cells.size)
+
+
 def leave_one_out(
-    masks: Sequence[np.ndarray], annotator: int, weights: np.ndarray, *, iou_threshold: float
+    masks: Sequence[np.ndarray], annotator: int, weights: np.ndarray, *, iou_threshold: float,
+    outliers: np.ndarray | None = None,
 ) -> Reference:
-    """Fuse every annotation except ``masks[annotator]``.
+    """Fuse every annotation except ``masks[annotator]`` and the outliers among the others.
+
+    Outliers (:func:`outlier_annotations`) are not fused and have no say in the shares:
+    the reference is what it would be had they not annotated the image (their
+    reliability may be anything: high from a global estimate, low on this image). When
+    every other annotation is an outlier, the most reliable one is kept.
 
     Parameters
     ----------
@@ -104,20 +173,27 @@ def leave_one_out(
         Per-annotator reliabilities in (0, 1].
     iou_threshold : float
         Clustering threshold passed to :func:`qa.consensus.fuse`.
+    outliers : ndarray of bool, shape (k,), optional
+        Annotations to leave out of the reference (default: none).
 
     Returns
     -------
     Reference
     """
     k = len(masks)
-    keep = [j for j in range(k) if j != annotator]
+    others = [j for j in range(k) if j != annotator]
+    keep = [j for j in others if outliers is None or not outliers[j]]
+    if not keep:
+        keep = [max(others, key=lambda j: weights[j])]
     cons = fuse(
         [masks[j] for j in keep], iou_threshold=iou_threshold, min_support=1,
         weights=weights[keep],
     )
     members = np.zeros((cons.members.shape[0], k), dtype=np.int64)
     members[:, keep] = cons.members
-    return reference_from_consensus(cons.labels, members, weights, annotator=annotator)
+    voters = np.zeros(k)
+    voters[keep] = weights[keep]
+    return reference_from_consensus(cons.labels, members, voters, annotator=annotator)
 
 
 def reference_from_consensus(
@@ -132,7 +208,7 @@ def reference_from_consensus(
     members : ndarray of int, shape (n, k)
         Label id each of the ``k`` annotators contributed to each instance, or 0.
     weights : ndarray of float64, shape (k,)
-        Reliabilities of the ``k`` annotators.
+        Reliabilities of the ``k`` annotators; 0 for annotators that have no say.
     annotator : int
         The annotator being judged: its column is ignored (and zeroed).
 
@@ -154,4 +230,5 @@ def reference_from_consensus(
         ids=present,
         share=share[present - 1],
         members=members[present - 1],
+        voters=np.where(others, weights, 0.0),
     )

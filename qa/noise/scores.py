@@ -12,7 +12,13 @@ from qa.noise.compare import Comparison, compare_labels, sequential_labels
 from qa.noise.expectation import PARTS as _PARTS
 from qa.noise.expectation import AnnotatorExpectation
 from qa.noise.inputs import require_iou_threshold, require_masks, require_weights
-from qa.noise.reference import Reference, first_pass_reliability, leave_one_out
+from qa.noise.reference import (
+    Reference,
+    first_pass_reliability,
+    leave_one_out,
+    outlier_annotations,
+    pairwise_f1,
+)
 
 #: A reference cell is *sure* when at least this reliability-weighted share of the
 #: other annotators drew it (with two equally reliable others: both).
@@ -65,8 +71,9 @@ class AnnotationScore:
         Share of this annotation's cells that overlap some cell of another annotator;
         1.0 when it has no cells.
     iou_sure : float
-        Mean IoU of this annotation's one-to-one matches to sure cells; 1.0 when there are
-        no sure cells, 0.0 when there are some but none is matched.
+        Mean IoU of this annotation's one-to-one pairs with sure cells (matched ones and
+        poor pairs below the threshold, so a grossly grown outline counts with its low
+        IoU); 1.0 when there are no sure cells, 0.0 when there are some but none is paired.
     offset_px : float
         Length in px of the median displacement between the centroids of the sure cells
         and of this annotation's cell overlapping each most (0.0 with fewer than three
@@ -149,6 +156,10 @@ def score_annotations(
     -----
     For annotation ``i`` the other annotations are fused (every cluster kept) and each
     fused cell gets the share ``s`` of the others, weighted by reliability, who drew it.
+    Others that are outliers on this image (they agree with nobody while the rest agree,
+    or most of their cells overlap nobody's: a shifted, smeared or blob-filled upload;
+    :func:`qa.noise.reference.outlier_annotations`) are left out of that fusion, so one
+    damaged annotation does not drag the others' scores down with it.
     Cells with ``s >= 1/2`` form the reference behind ``f1``, ``mean_iou`` and the
     counts. ``quality`` multiplies four rates, each chosen so that one kind of gross
     damage shows in it while ordinary disagreement about faint or ambiguous cells (which
@@ -158,8 +169,8 @@ def score_annotations(
       catches cells left out (a partial upload, a forgotten region);
     - ``plausible``: share of the annotation's cells that overlap any cell of any other
       annotator; catches invented cells;
-    - ``iou_sure``: mean IoU on the cells the others agree on; catches sloppy or
-      systematically grown or shrunk outlines;
+    - ``iou_sure``: mean IoU on the cells the others agree on, pairs below the
+      matching threshold included; catches sloppy or grossly grown or shrunk outlines;
     - ``registration``: one minus the whole-mask displacement as a share of the typical
       cell radius; catches a mask out of register with its image.
 
@@ -190,13 +201,16 @@ def score_annotations(
     masks = require_masks(masks)
     k = len(masks)
     require_iou_threshold(iou_threshold)
+    f1 = pairwise_f1(masks, iou_threshold=iou_threshold)
     if weights is None:
-        w = first_pass_reliability(masks, iou_threshold=iou_threshold)
+        w = first_pass_reliability(masks, iou_threshold=iou_threshold, f1=f1)
     else:
         w = require_weights(weights, k)
     expectation = _require_expected(expected, k)
+    outliers = outlier_annotations(masks, f1)
     scores = [
-        _score_one(i, masks[i], leave_one_out(masks, i, w, iou_threshold=iou_threshold),
+        _score_one(i, masks[i],
+                   leave_one_out(masks, i, w, iou_threshold=iou_threshold, outliers=outliers),
                    iou_threshold=iou_threshold)
         for i in range(k)
     ]
@@ -248,10 +262,12 @@ def _score_one(
     )
     recall_sure = float(np.isin(sure, drawn).mean()) if sure.size else 1.0
     on_sure = np.isin(full.matched[:, 0], sure)
+    pair_ious = np.concatenate([full.matched_ious[on_sure],
+                                full.poor_ious[np.isin(full.poor[:, 0], sure)]])
     if sure.size == 0:
         iou_sure = 1.0
     else:
-        iou_sure = float(full.matched_ious[on_sure].mean()) if on_sure.any() else 0.0
+        iou_sure = float(pair_ious.mean()) if pair_ious.size else 0.0
     n_cells = int(ov.labels_b.size)
     plausible = np.unique(ov.pairs[:, 1]).size / n_cells if n_cells else 1.0
     shift_px = float(np.median(full.matched_shifts[on_sure])) if on_sure.any() else 0.0

@@ -24,10 +24,14 @@ these steps, each recording what it changed as :class:`InjectedError` rows:
    probability ``debris_rate``.
 7. ``spurious``: ``Poisson(spurious_per_image)`` random blobs in the background.
 8. ``corruption``: with probability ``corruption_rate`` the whole annotation is badly
-   damaged in one of four ways (``detail``): ``shift`` (mask moved 4..8 px, a
-   mis-registered upload), ``dropout`` (50..80 % of the instances deleted, also recorded
-   as ``missed``), ``blobs`` (many spurious blobs, also recorded as ``spurious``) or
-   ``smear`` (every instance dilated 3 px and outlined with a 3 px polygon).
+   damaged in one of four ways (``detail``), each far worse than any annotator's
+   ordinary work whatever its habits: ``shift`` (mask moved 4..8 px, a mis-registered
+   upload), ``dropout`` (50..80 % of the instances deleted, also recorded as
+   ``missed``), ``blobs`` (1..1.5 times as many invented blobs as there are instances,
+   at least 8, as many as fit; also recorded as ``spurious``) or ``smear`` (a brush as
+   wide as a cell: every instance grown by 70..100 % of the median instance radius, at
+   least 4 px, painted in random order over its neighbours, then outlined with a 3 px
+   polygon).
 
 Finally the instance ids are shuffled (an annotator's ids carry no meaning) and the
 rows are rewritten with the final ids.
@@ -137,6 +141,24 @@ def _dilate(L: np.ndarray, amounts: np.ndarray) -> None:
     owner = L[iy, ix]
     grow = (L == 0) & (dist <= amounts[owner])
     L[grow] = owner[grow]
+
+
+def _smear(L: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
+    """Paint every instance grown by ``amount`` px, in random order, over the others.
+
+    A broad brush: each cell spills into the background and into its neighbours, and a
+    cell painted later covers part of one painted earlier.
+    """
+    out = L.copy()
+    pad = int(np.ceil(amount)) + 1
+    objects = _objects(L)
+    for inst in rng.permutation(sorted(objects)):
+        sl0 = objects[int(inst)]
+        sl = (slice(max(sl0[0].start - pad, 0), min(sl0[0].stop + pad, L.shape[0])),
+              slice(max(sl0[1].start - pad, 0), min(sl0[1].stop + pad, L.shape[1])))
+        grown = ndi.distance_transform_edt(L[sl] != inst) <= amount
+        out[sl][grown] = inst
+    return out
 
 
 def _polygonize(L: np.ndarray, tolerance: float) -> None:
@@ -317,7 +339,7 @@ def simulate_annotation(sim: SimulatedImage, profile: AnnotatorProfile, *,
                 if i in inst_gt:
                     errors.append(InjectedError("missed", inst_gt[i], (), 0.0, "dropout"))
         elif mode == "blobs":
-            count = max(5, len(ids) // 2)
+            count = max(8, int(round(len(ids) * rng.uniform(1.0, 1.5))))
             mag = float(count)
             for _ in range(count):
                 blob = _blob_mask(rng, shape, (lo, lo * 2.0), ndi.binary_dilation(L > 0))
@@ -326,9 +348,10 @@ def simulate_annotation(sim: SimulatedImage, profile: AnnotatorProfile, *,
                     L[blob] = new
                     errors.append(InjectedError("spurious", (), (new,), 0.0, "blobs"))
         else:  # smear
-            mag = 3.0
-            top = int(L.max())
-            _dilate(L, np.full(top + 1, mag))
+            areas = np.bincount(L.ravel())[1:]
+            radius = float(np.sqrt(np.median(areas[areas > 0]) / np.pi))
+            mag = max(4.0, float(rng.uniform(0.7, 1.0)) * radius)
+            L = _smear(L, mag, rng)
             _polygonize(L, 3.0)
         errors.append(InjectedError("corruption", gts, ids, mag, mode))
 

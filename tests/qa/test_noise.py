@@ -123,20 +123,33 @@ def test_spurious_score_rises_for_a_cell_drawn_on_nothing():
     assert on_signal[0].score == pytest.approx(0.5 + 0.5 * too_small)
 
 
-def test_split_cell_gives_split_with_both_parts():
+def test_split_cell_gives_split_with_both_parts(monkeypatch):
     a = base()
     flags = flag_instances([a, a.copy(), split()], min_score=0.5)
     assert flags == [InstanceFlag(2, FlagKind.SPLIT, 1.0, (5, 6), ((0, 2), (1, 2)))]
     # seen from annotator 0, the others disagree: annotator 2 (weight 6/7 against 13/14
     # for annotator 1) drew two cells where 0 drew one, a weak suspicion of a merge,
-    # weaker than the share 12/25 because the second part is smaller than a typical cell
-    weak = [f for f in flag_instances([a, a.copy(), split()]) if f.kind == FlagKind.MERGED]
+    # weaker than the share 12/25 because the second part is smaller than a typical
+    # cell, and disputed: annotator 1 (share 13/25) drew the two parts as one cell, so
+    # they are more likely annotator 2's split; the score is multiplied by 1 - 13/25
+    def merged(masks):
+        return [f for f in flag_instances(masks, min_score=0.0) if f.kind == FlagKind.MERGED]
+
+    weak = merged([a, a.copy(), split()])
     assert [(f.annotator, f.labels, f.others) for f in weak] == [
         (0, (2,), ((1, 2), (2, 5), (2, 6))),
         (1, (2,), ((0, 2), (2, 5), (2, 6))),
     ]
     assert weak[0].score == weak[1].score
-    assert 0.25 < weak[0].score < 12 / 25
+    monkeypatch.setattr("qa.noise.flags.disputed_share", lambda *args: 0.0)
+    undisputed = merged([a, a.copy(), split()])
+    monkeypatch.undo()
+    assert 0.25 < undisputed[0].score < 12 / 25
+    assert weak[0].score == pytest.approx(undisputed[0].score * (1 - 13 / 25))
+    assert not [f for f in flag_instances([a, a.copy(), split()]) if f.kind == FlagKind.MERGED]
+    # when the third annotator splits the cell too, nobody disputes it: a merge by 0
+    two = [f for f in merged([a, split(), split()]) if f.annotator == 0]
+    assert [f.labels for f in two] == [(2,)] and two[0].score > 2 * weak[0].score
 
 
 def test_shifted_outline_is_boundary_with_one_minus_iou():
@@ -354,7 +367,7 @@ def test_missed_cell_under_the_annotators_own_cells_is_not_missed():
     assert [f.score for f in flags if f.kind == FlagKind.MISSED] == [1.0]
 
 
-def test_missed_cell_drawn_on_plain_background_is_doubted_with_the_image():
+def test_missed_cell_drawn_on_plain_background_is_doubted_with_the_image(monkeypatch):
     a = squares(8)
     gone = a.copy()
     gone[gone == 2] = 0
@@ -368,8 +381,11 @@ def test_missed_cell_drawn_on_plain_background_is_doubted_with_the_image():
         flags = flag_instances([gone, a, a.copy()], image=img, min_score=0.0)
         return [f.score for f in flags if f.annotator == 0 and f.kind == FlagKind.MISSED]
     assert missed_score(image_both) == [1.0]
-    # noise only along cell 2's outline: edge strength 1.024 (as in the background), so
-    # the doubt is (2 - 1.024) / (2 - 1) and the score 1 - doubt
+    # its inside is at the background level (contrast 0 of the drawn cells' 60): blank
+    assert missed_score(image) == [0.0]
+    # by the edge alone: noise only along cell 2's outline, edge strength 1.024 (as in the
+    # background), so the doubt is (2 - 1.024) / (2 - 1) and the score 1 - doubt
+    monkeypatch.setattr("qa.noise.doubt.BLANK", (-2.0, -1.0))
     assert missed_score(image) == [pytest.approx(0.0244, abs=1e-3)]
 
 

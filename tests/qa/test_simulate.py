@@ -5,6 +5,7 @@ from dataclasses import FrozenInstanceError, replace
 import numpy as np
 import pytest
 
+from qa.metrics import match_instances
 from qa.simulate import (
     CARELESS,
     CORRUPTION_MODES,
@@ -334,3 +335,28 @@ def test_outline_noise_wobbles_outlines_without_changing_sizes(sim):
     changed = np.count_nonzero((ann.labels > 0) != (sim.labels > 0))
     assert changed > 0.05 * np.count_nonzero(sim.labels)
     assert abs(np.count_nonzero(ann.labels) / np.count_nonzero(sim.labels) - 1) < 0.1
+
+
+@pytest.mark.parametrize("modality", ["fluorescence", "cytoplasm", "brightfield"])
+def test_every_corruption_mode_is_heavy(modality):
+    """A corrupted annotation is far worse than the same annotator's clean one, whatever
+    the annotator: smeared outlines grow by 70-100 % of the cell radius and overrun the
+    neighbours, shifts move the mask by 4-8 px, blobs add 1-1.5 times as many invented
+    cells as there are cells."""
+    sim = simulate_image(shape=(128, 128), n_cells=20, modality=modality, seed=3)
+    clean = AnnotatorProfile("steady", boundary_jitter_px=0.0)
+    assert match_instances(sim.labels, simulate_annotation(sim, clean, seed=0).labels
+                           ).panoptic_quality == 1.0
+    broken = replace(clean, corruption_rate=1.0)
+    worst = {}
+    for s in range(24):
+        ann = simulate_annotation(sim, broken, seed=s)
+        (row,) = ann.errors_of("corruption")
+        pq = match_instances(sim.labels, ann.labels).panoptic_quality
+        worst[row.detail] = max(worst.get(row.detail, 0.0), pq)
+        if row.detail == "blobs":  # as many as fit beside the cells
+            assert row.magnitude >= sim.n_cells
+            assert len(ann.errors_of("spurious")) >= 0.75 * sim.n_cells
+    assert {"shift", "smear", "blobs"} <= set(worst)
+    assert max(worst.values()) <= 0.8
+    assert worst["shift"] <= 0.35 and worst["smear"] <= 0.35

@@ -27,7 +27,6 @@ torch and cellpose are imported inside functions: importing this module is cheap
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -56,6 +55,14 @@ from training.backbones.cellpose_net import (
     build_net,
     load_state,
     set_diam,
+)
+from training.backbones.cellpose_steps import (
+    diameters,
+    epoch_loss,
+    epoch_seed,
+    flow_targets,
+    numpy_global_seed,
+    to_network_input,
 )
 
 WEIGHTS_NAME = "cellpose_weights.pt"
@@ -104,91 +111,6 @@ class CellposeOptions:
             raise ValueError(f"diam_mean must be positive, got {self.diam_mean!r}")
         if self.min_train_masks < 0:
             raise ValueError(f"min_train_masks must be >= 0, got {self.min_train_masks}")
-
-
-@contextlib.contextmanager
-def _numpy_global_seed(seed: int):
-    """Run cellpose code that draws from ``np.random`` with a fixed seed, then restore.
-
-    ``random_rotate_and_resize`` uses the global NumPy RNG; saving and restoring its
-    state keeps our determinism from leaking into (or depending on) other code.
-    """
-    state = np.random.get_state()
-    np.random.seed(seed)
-    try:
-        yield
-    finally:
-        np.random.set_state(state)
-
-
-def _epoch_seed(seed: int, epoch: int) -> int:
-    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
-
-
-def _to_network_input(images: Sequence[np.ndarray], *, channels: tuple[int, int],
-                      channel_axis: int | None) -> list[np.ndarray]:
-    """Images as ``train_seg`` feeds them: (2, H, W) float32, percentile-normalised."""
-    from cellpose import transforms
-
-    out = []
-    for img in images:
-        x = transforms.convert_image(np.asarray(img), list(channels),
-                                     channel_axis=channel_axis, nchan=2)
-        # train_seg passes its normalize dict as the truthy ``normalize`` flag, which
-        # amounts to the defaults: 1st-99th percentile per channel
-        out.append(transforms.normalize_img(x.transpose(2, 0, 1), axis=0))
-    return out
-
-
-def _flows(masks: Sequence[np.ndarray], device) -> list[np.ndarray]:
-    """(cellprob, flow y, flow x) per label image, float32 (3, H, W)."""
-    from cellpose import dynamics
-
-    labels = [np.ascontiguousarray(m).astype(np.int32, copy=True) for m in masks]
-    flows = dynamics.labels_to_flows(labels, device=device)
-    return [f[1:] for f in flows]
-
-
-def _diameters(masks: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    from cellpose import utils
-
-    diam = np.zeros(len(masks))
-    count = np.zeros(len(masks), dtype=np.int64)
-    for k, m in enumerate(masks):
-        diam[k], per_cell = utils.diameters(np.asarray(m))
-        count[k] = len(per_cell)
-    diam[diam < 5] = 5.0
-    return diam, count
-
-
-def _epoch_loss(net, data, flows, diams, order, *, config, options, optimizer, device) -> float:
-    """One pass over ``order`` as ``train_seg`` does it; trains when an optimizer is given."""
-    import torch
-    from cellpose import train, transforms
-
-    scale_range = options.scale_range if options.scale_range is not None else (
-        0.5 if options.rescale else 1.0)
-    total = 0.0
-    for k in range(0, len(order), config.batch_size):
-        inds = order[k:k + config.batch_size]
-        imgs = [data[i] for i in inds]
-        lbls = [flows[i] for i in inds]
-        rsc = (diams[inds] / net.diam_mean.item() if options.rescale
-               else np.ones(len(inds), "float32"))
-        imgi, lbl = transforms.random_rotate_and_resize(
-            imgs, Y=lbls, rescale=rsc, scale_range=scale_range,
-            xy=(config.tile_size, config.tile_size))[:2]
-        x = torch.from_numpy(imgi).to(device)
-        if optimizer is None:
-            with torch.no_grad():
-                loss = train._loss_fn_seg(lbl, net(x)[0], device)
-        else:
-            loss = train._loss_fn_seg(lbl, net(x)[0], device)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        total += loss.item() * len(imgi)
-    return total / len(order)
 
 
 def fine_tune(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], *,
@@ -245,9 +167,9 @@ def fine_tune(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], *,
     out = output_dir(checkpoint_dir)
     t0 = time.perf_counter()
 
-    data = _to_network_input(images, channels=options.channels, channel_axis=options.channel_axis)
-    flows = _flows(masks, device)
-    diams, counts = _diameters(masks)
+    data = to_network_input(images, channels=options.channels, channel_axis=options.channel_axis)
+    flows = flow_targets(masks, device)
+    diams, counts = diameters(masks)
     keep = np.flatnonzero(counts >= options.min_train_masks)
     if keep.size == 0:
         raise ValueError(
@@ -255,10 +177,10 @@ def fine_tune(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], *,
         )
     data, flows, diams = [data[i] for i in keep], [flows[i] for i in keep], diams[keep]
     if val is not None:
-        vdata = _to_network_input(val[0], channels=options.channels,
+        vdata = to_network_input(val[0], channels=options.channels,
                                   channel_axis=options.channel_axis)
-        vflows = _flows(val[1], device)
-        vdiams = _diameters(val[1])[0]
+        vflows = flow_targets(val[1], device)
+        vdiams = diameters(val[1])[0]
 
     if options.diam_mean is not None:
         diam_mean = options.diam_mean
@@ -295,7 +217,7 @@ def fine_tune(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], *,
     nimg = len(data)
     per_epoch = config.images_per_epoch or nimg
     for epoch in range(start, config.epochs):
-        with _numpy_global_seed(_epoch_seed(config.seed, epoch)):
+        with numpy_global_seed(epoch_seed(config.seed, epoch)):
             if per_epoch != nimg:
                 order = np.random.choice(np.arange(nimg), size=(per_epoch,))
             else:
@@ -303,12 +225,12 @@ def fine_tune(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], *,
             for group in optimizer.param_groups:
                 group["lr"] = float(lr[epoch])
             net.train()
-            train_loss[epoch] = _epoch_loss(net, data, flows, diams, order, config=config,
+            train_loss[epoch] = epoch_loss(net, data, flows, diams, order, config=config,
                                             options=options, optimizer=optimizer, device=device)
         if val is not None:
             net.eval()
-            with _numpy_global_seed(42):  # the fixed validation draw train_seg uses
-                val_loss[epoch] = _epoch_loss(net, vdata, vflows, vdiams,
+            with numpy_global_seed(42):  # the fixed validation draw train_seg uses
+                val_loss[epoch] = epoch_loss(net, vdata, vflows, vdiams,
                                               np.arange(len(vdata)), config=config,
                                               options=options, optimizer=None, device=device)
         done = epoch + 1
