@@ -10,7 +10,13 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from qa.noise.compare import compare_labels, sequential_labels
-from qa.noise.doubt import disputed_share, held_parts, missed_doubt, not_cell_likeness
+from qa.noise.doubt import (
+    disputed_share,
+    held_parts,
+    missed_doubt,
+    not_cell_likeness,
+    one_cell_likeness,
+)
 from qa.noise.features import (
     Background,
     background_of,
@@ -87,7 +93,12 @@ class InstanceFlag:
           more likely a split by one of the others); with an image, times
           ``(1 + min(1, x / 0.3)) / 2`` with ``x`` the interface contrast where the two
           best supported of them meet (:func:`qa.noise.features.interface_contrast`):
-          a cut through one cell shows nothing in the image there;
+          a cut through one cell shows nothing in the image there; always times one
+          minus the share of the others who drew those two as one cell
+          (:func:`qa.noise.doubt.disputed_share`) and one minus how much the cell looks
+          like a single cell, convex and round (:func:`qa.noise.doubt.one_cell_likeness`).
+          Only parts of which some member, as drawn, lies mostly inside the cell count
+          (:func:`qa.noise.doubt.held_parts`);
         - ``spurious``: ``1 - (1 - u) * (1 + s) / 2`` with ``s`` (< 1/2) the share of the
           others who drew something matching the cell (0 when nobody did) and ``u`` in
           0..1 how little it looks like the cells the others agree on: far smaller than
@@ -187,7 +198,8 @@ def flag_instances(
       faint, so this threshold is lower than for ``spurious``);
     - ``merged``: a cell of ``i`` holds more than half of each of two or more
       reference cells (any ``s > 0``); with an image, a merge whose cut shows no change
-      of brightness counts half;
+      of brightness counts half; a merge the other annotators dispute (they drew the
+      parts as one cell) or a convex round "merged" cell counts less;
     - ``split``: the reference cell cut up has ``s >= 1/2``;
     - ``spurious``: a cell of ``i`` with no reference counterpart, or matched to a
       reference cell with ``s < 1/2``; its score rises towards 1 for a cell a quarter of
@@ -300,6 +312,7 @@ def _disagreement_flags(
             score = float(np.sort(support)[-2])
             a, b = (real[n] for n in np.argsort(-support, kind="stable")[:2])
             score *= 1.0 - disputed_share(i, ref, (a, b), masks, boxes[int(c)])
+            score *= 1.0 - one_cell_likeness(mask[boxes[int(c)]] == c)
             if background is not None:
                 seen = interface_contrast(mask, c, ref.labels, (a, b), background,
                                           box=boxes.get(int(c)))

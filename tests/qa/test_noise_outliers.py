@@ -9,7 +9,7 @@ import pytest
 
 from qa.noise import FlagKind, flag_instances, score_annotations
 from qa.noise.compare import compare_labels
-from qa.noise.doubt import held_parts, relative_contrast
+from qa.noise.doubt import held_parts, one_cell_likeness, relative_contrast
 from qa.noise.features import background_of
 from qa.noise.reference import (
     confirmed_share,
@@ -172,3 +172,28 @@ def test_relative_contrast_is_unknown_where_the_cells_show_none():
     # bright-field-like: the insides are at the background level, only rims would show
     flat = rng.normal(100.0, 2.0, cells.shape)
     assert np.isnan(relative_contrast(cells, ids, [cells], background_of(flat, cells > 0))).all()
+
+
+def test_one_cell_likeness_tells_one_cell_from_two_drawn_as_one():
+    yy, xx = np.mgrid[:40, :80]
+    disk = (yy - 20) ** 2 + (xx - 20) ** 2 <= 15**2  # solidity 0.957 (pixelated)
+    assert one_cell_likeness(disk) == 1.0  # convex and round
+    peanut = disk | ((yy - 20) ** 2 + (xx - 50) ** 2 <= 15**2)  # two touching disks
+    assert one_cell_likeness(peanut) == 0.0  # a waist (solidity 0.85), long (0.89)
+    ellipse = ((yy - 20) / 16.0) ** 2 + ((xx - 40) / 24.0) ** 2 <= 1  # eccentricity 0.745
+    assert one_cell_likeness(ellipse) == pytest.approx((0.80 - np.sqrt(1 - (16 / 24) ** 2))
+                                                       / 0.15, abs=0.03)
+
+
+def test_merged_flag_on_one_round_cell_cut_by_another_is_dropped(monkeypatch):
+    yy, xx = np.mgrid[:40, :40]
+    round_cell = (((yy - 20) ** 2 + (xx - 20) ** 2) <= 15**2).astype(np.uint16)
+    cut = round_cell.copy()
+    cut[(round_cell > 0) & (xx >= 20)] = 2  # the others split it in two halves
+    flags = flag_instances([round_cell, cut, cut.copy()], min_score=0.0)
+    # both others drew two parts and nobody disputes it, but the "merged" cell is one
+    # round convex cell: no two cells were drawn as one
+    assert [f.score for f in flags if f.kind == FlagKind.MERGED] == [0.0]
+    monkeypatch.setattr("qa.noise.flags.one_cell_likeness", lambda cell: 0.0)
+    flags = flag_instances([round_cell, cut, cut.copy()], min_score=0.0)
+    assert [f.score > 0.9 for f in flags if f.kind == FlagKind.MERGED] == [True]
