@@ -34,10 +34,8 @@ from qa.noise.inputs import (
 )
 from qa.noise.reference import (
     Reference,
-    first_pass_reliability,
     leave_one_out,
-    outlier_annotations,
-    pairwise_f1,
+    panel_weights,
     reference_from_consensus,
 )
 from qa.noise.scores import BOUNDARY_IOU
@@ -233,12 +231,10 @@ def flag_instances(
         image = require_image(image, masks[0].shape)
     if consensus is not None:
         require_consensus(consensus, masks)
-    f1 = pairwise_f1(masks, iou_threshold=iou_threshold)
-    if weights is None:
-        w = first_pass_reliability(masks, iou_threshold=iou_threshold, f1=f1)
-    else:
-        w = require_weights(weights, k)
-    outliers = outlier_annotations(masks, f1)
+    w, outliers = panel_weights(
+        masks, None if weights is None else require_weights(weights, k),
+        iou_threshold=iou_threshold,
+    )
 
     foreground = np.zeros(masks[0].shape, dtype=bool)
     for m in masks:

@@ -152,6 +152,32 @@ def confirmed_share(masks: Sequence[np.ndarray], j: int) -> float:
     return float(np.unique(masks[j][drawn & (masks[j] != 0)]).size / cells.size)
 
 
+def panel_weights(
+    masks: Sequence[np.ndarray], weights: np.ndarray | None, *, iou_threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reliabilities and outliers of the annotations of one image.
+
+    Parameters
+    ----------
+    masks : sequence of ndarray of int, shape (H, W)
+        k >= 2 validated label images.
+    weights : ndarray of float64, shape (k,), or None
+        Validated reliabilities; None for :func:`first_pass_reliability`.
+    iou_threshold : float
+        Matching threshold (>= 0.5).
+
+    Returns
+    -------
+    weights : ndarray of float64, shape (k,)
+    outliers : ndarray of bool, shape (k,)
+        From :func:`outlier_annotations`, on the same pairwise F1 as the first pass.
+    """
+    f1 = pairwise_f1(masks, iou_threshold=iou_threshold)
+    if weights is None:
+        weights = first_pass_reliability(masks, iou_threshold=iou_threshold, f1=f1)
+    return weights, outlier_annotations(masks, f1)
+
+
 def leave_one_out(
     masks: Sequence[np.ndarray], annotator: int, weights: np.ndarray, *, iou_threshold: float,
     outliers: np.ndarray | None = None,

@@ -12,13 +12,7 @@ from qa.noise.compare import Comparison, compare_labels, sequential_labels
 from qa.noise.expectation import PARTS as _PARTS
 from qa.noise.expectation import AnnotatorExpectation
 from qa.noise.inputs import require_iou_threshold, require_masks, require_weights
-from qa.noise.reference import (
-    Reference,
-    first_pass_reliability,
-    leave_one_out,
-    outlier_annotations,
-    pairwise_f1,
-)
+from qa.noise.reference import Reference, leave_one_out, panel_weights
 
 #: A reference cell is *sure* when at least this reliability-weighted share of the
 #: other annotators drew it (with two equally reliable others: both).
@@ -201,13 +195,11 @@ def score_annotations(
     masks = require_masks(masks)
     k = len(masks)
     require_iou_threshold(iou_threshold)
-    f1 = pairwise_f1(masks, iou_threshold=iou_threshold)
-    if weights is None:
-        w = first_pass_reliability(masks, iou_threshold=iou_threshold, f1=f1)
-    else:
-        w = require_weights(weights, k)
+    w, outliers = panel_weights(
+        masks, None if weights is None else require_weights(weights, k),
+        iou_threshold=iou_threshold,
+    )
     expectation = _require_expected(expected, k)
-    outliers = outlier_annotations(masks, f1)
     scores = [
         _score_one(i, masks[i],
                    leave_one_out(masks, i, w, iou_threshold=iou_threshold, outliers=outliers),
