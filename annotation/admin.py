@@ -2,7 +2,15 @@
 
 from django.contrib import admin
 
-from annotation.models import Annotation, Assignment, Image, Job, Membership, Project
+from annotation.models import (
+    Annotation,
+    ApiToken,
+    Assignment,
+    Image,
+    Job,
+    Membership,
+    Project,
+)
 
 
 class MembershipInline(admin.TabularInline):
@@ -23,6 +31,8 @@ class ProjectAdmin(admin.ModelAdmin):
 class MembershipAdmin(admin.ModelAdmin):
     list_display = ["project", "user", "role", "created_at"]
     list_filter = ["role", "project"]
+    list_select_related = ["project", "user"]
+    search_fields = ["user__username", "project__slug"]
     raw_id_fields = ["user"]
 
 
@@ -41,9 +51,15 @@ class ImageAdmin(admin.ModelAdmin):
 
 @admin.register(Assignment)
 class AssignmentAdmin(admin.ModelAdmin):
-    list_display = ["id", "image", "annotator", "status", "lease_expires_at", "submitted_at"]
+    list_display = ["id", "project", "image", "annotator", "status", "lease_expires_at", "submitted_at"]
     list_filter = ["status", "image__project"]
+    list_select_related = ["image__project", "annotator"]
+    search_fields = ["annotator__username", "image__original_name"]
     raw_id_fields = ["image", "annotator"]
+
+    @admin.display(description="project", ordering="image__project__slug")
+    def project(self, obj):
+        return obj.image.project.slug
 
 
 @admin.register(Annotation)
@@ -53,7 +69,8 @@ class AnnotationAdmin(admin.ModelAdmin):
         "submitted_at",
     ]
     list_filter = ["source", "upload_format", "assignment__image__project"]
-    search_fields = ["sha256"]
+    list_select_related = ["assignment__image", "assignment__annotator", "created_by"]
+    search_fields = ["sha256", "created_by__username", "assignment__image__original_name"]
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
@@ -75,6 +92,22 @@ class JobAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are created by their owners (API); the admin lists and revokes (deletes) them."""
+
+    list_display = ["prefix", "name", "user", "created_at", "expires_at", "last_used_at"]
+    list_select_related = ["user"]
+    search_fields = ["user__username", "name", "prefix"]
+    readonly_fields = [
+        "user", "name", "prefix", "digest", "password_fingerprint", "created_at", "expires_at",
+        "last_used_at",
+    ]
 
     def has_add_permission(self, request):
         return False

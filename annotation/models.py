@@ -24,6 +24,12 @@ class Project(models.Model):
     cell_classes = models.JSONField(default=list, blank=True)
     annotators_per_image = models.PositiveSmallIntegerField(default=2)
     gold_share = models.FloatField(default=0.0)
+    # QA (qa app): adaptive redundancy adds annotators up to k_max (null: never beyond k);
+    # qualification asks new annotators to pass n gold images first (0: not required).
+    max_annotators_per_image = models.PositiveSmallIntegerField(null=True, blank=True)
+    qualification_gold_images = models.PositiveSmallIntegerField(default=0)
+    qualification_min_f1 = models.FloatField(default=0.7)
+    qualification_min_iou = models.FloatField(default=0.7)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
         related_name="+",
@@ -67,7 +73,8 @@ class Membership(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.user_id}@{self.project_id}:{self.role}"
+        # Names, not ids: this is what the admin and logs show.
+        return f"{self.user.username} in {self.project.slug} ({self.role})"
 
 
 class Image(models.Model):
@@ -127,6 +134,10 @@ class Assignment(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
     skip_reason = models.CharField(max_length=500, blank=True)
+    # Set by QA review (qa app): why the assignment was (re)issued, e.g. a send-back
+    # comment the annotator sees; higher priority is handed out first.
+    comment = models.TextField(blank=True)
+    priority = models.SmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -146,7 +157,7 @@ class Assignment(models.Model):
         indexes = [models.Index(fields=["annotator", "status"], name="assignment_annotator_status")]
 
     def __str__(self) -> str:
-        return f"assignment {self.pk} (image {self.image_id} -> user {self.annotator_id})"
+        return f"assignment {self.pk}: {self.image} -> {self.annotator.username}"
 
 
 class Annotation(models.Model):
@@ -179,6 +190,9 @@ class Annotation(models.Model):
     upload_format = models.CharField(max_length=20, blank=True, default="")
     # What the importer changed or left out: {"warnings": [...], "skipped": [[name, reason], ...]}.
     import_report = models.JSONField(default=dict, blank=True)
+    # Warning-severity guideline rule violations found on submit, as
+    # guidelines.rules.Violation.as_dict() records (blocking ones refuse the submission).
+    rule_warnings = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["assignment_id", "revision"]
@@ -241,3 +255,56 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return f"job {self.pk} {self.kind} {self.status}"
+
+
+class AnnotationDraft(models.Model):
+    """An annotator's unsubmitted work on an assignment, autosaved by the workspace.
+
+    One per assignment, overwritten by each autosave and deleted when a revision is
+    submitted from it. ``base_revision`` is the revision the draft edits (0: none yet),
+    so a draft made before someone else's revision is recognised as stale.
+    """
+
+    assignment = models.OneToOneField(Assignment, on_delete=models.CASCADE, related_name="draft")
+    labels = models.FileField(upload_to="drafts/", max_length=500)
+    sha256 = models.CharField(max_length=64)
+    height = models.PositiveIntegerField()
+    width = models.PositiveIntegerField()
+    instance_count = models.PositiveIntegerField()
+    base_revision = models.PositiveIntegerField(default=0)
+    # Editor state worth restoring with the pixels: instance classes, time spent, next id.
+    state = models.JSONField(default=dict, blank=True)
+    saves = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    saved_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"draft of assignment {self.assignment_id} (base r{self.base_revision})"
+
+
+class ApiToken(models.Model):
+    """A named API token of one user: stored hashed, expiring, revocable by its owner.
+
+    The token itself (``cc_<prefix>_<secret>``) is shown once, when created; the row keeps
+    its public ``prefix`` (to find the row) and the SHA-256 of the whole token. A token
+    is valid only while its user's password is the one it was created under
+    (``password_fingerprint``, Django's session auth hash), so a password change revokes
+    every token of the user.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True)
+    digest = models.CharField(max_length=64)
+    password_fingerprint = models.CharField(max_length=128)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"token {self.prefix} ({self.name}) of user {self.user_id}"

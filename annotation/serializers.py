@@ -14,7 +14,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from annotation.enums import AnnotationSource, AssignmentStatus, JobStatus, Role, choices
-from annotation.masks import MASK_FORMATS, WRITE_FORMATS
+from annotation.masks import CROWD_MODES, GEOMETRIES, MASK_FORMATS, WRITE_FORMATS
 from annotation.models import Annotation, Assignment, Image, Job, Membership, Project
 
 #: Query parameters every list endpoint understands besides its filters.
@@ -150,6 +150,15 @@ class ImageOutput(serializers.ModelSerializer):
             "metadata", "is_gold", "created_at",
         ]
         read_only_fields = fields
+        extra_kwargs = {"is_gold": {"required": False}}
+
+    def to_representation(self, image):
+        data = super().to_representation(image)
+        # Gold images are blind to annotators (DESIGN.md): only views that checked the
+        # reader's role (context "show_gold") include the flag.
+        if not self.context.get("show_gold", False):
+            data.pop("is_gold", None)
+        return data
 
 
 class ImageUploadInput(StrictSerializer):
@@ -168,8 +177,10 @@ class ImageUploadInput(StrictSerializer):
 
 
 class ImageUploadOutput(serializers.Serializer):
+    file = serializers.CharField(help_text="The uploaded file's name.")
     created = serializers.BooleanField()
-    image = ImageOutput()
+    image = ImageOutput(allow_null=True, help_text="null when the file was refused.")
+    error = serializers.CharField(required=False, help_text="Why the file was refused.")
 
 
 class ImageFilter(FilterSerializer):
@@ -179,7 +190,8 @@ class ImageFilter(FilterSerializer):
     batch = serializers.CharField(required=False)
     modality = serializers.CharField(required=False)
     stain = serializers.CharField(required=False)
-    is_gold = serializers.BooleanField(required=False)
+    # Omitted means no filter (not False); annotators may not use it (gold is blind to them).
+    is_gold = serializers.BooleanField(required=False, allow_null=True, default=None)
     sha256 = serializers.CharField(required=False, max_length=64)
 
 
@@ -194,7 +206,7 @@ class AssignmentOutput(serializers.ModelSerializer):
         model = Assignment
         fields = [
             "id", "image", "annotator", "status", "lease_expires_at", "started_at",
-            "submitted_at", "skip_reason", "created_at",
+            "submitted_at", "skip_reason", "comment", "priority", "created_at",
         ]
         read_only_fields = fields
 
@@ -202,11 +214,15 @@ class AssignmentOutput(serializers.ModelSerializer):
 class AssignmentFilter(FilterSerializer):
     status = serializers.ChoiceField(choices=choices(AssignmentStatus), required=False)
     image = serializers.IntegerField(required=False, min_value=1)
-    annotator = serializers.IntegerField(required=False, min_value=1)
+    annotator = serializers.CharField(
+        required=False, max_length=150, help_text="The annotator's user name (a user id works too)."
+    )
 
 
 class AssignmentSkipInput(StrictSerializer):
-    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
+    reason = serializers.CharField(
+        max_length=500, help_text="Why the task is skipped (shown to the QA lead); required."
+    )
 
 
 class EmptyInput(StrictSerializer):
@@ -216,19 +232,46 @@ class EmptyInput(StrictSerializer):
 # -------------------------------------------------------------------------- annotations
 
 
+class RuleViolationOutput(serializers.Serializer):
+    """One guideline rule broken by a mask (``guidelines.rules.Violation.as_dict()``)."""
+
+    rule = serializers.CharField(help_text="Rule name, e.g. min_area (see docs/guideline-rules.md).")
+    severity = serializers.ChoiceField(choices=["blocking", "warning"])
+    cells = serializers.ListField(child=serializers.IntegerField(),
+                                  help_text="Instance ids involved; empty for image-level rules.")
+    message = serializers.CharField(help_text="What is wrong and what to do.")
+    measured = serializers.ListField(child=serializers.FloatField(),
+                                     help_text="Measured value per cell, aligned with cells.")
+    limit = serializers.FloatField(allow_null=True)
+    unit = serializers.CharField(allow_blank=True)
+
+
 class AnnotationOutput(serializers.ModelSerializer):
     annotator = serializers.CharField(source="created_by.username", read_only=True)
     image = serializers.IntegerField(source="assignment.image_id", read_only=True)
     guideline_version = serializers.IntegerField(source="guideline_version.version", read_only=True)
+    rule_warnings = RuleViolationOutput(
+        many=True, read_only=True,
+        help_text="Warning-severity guideline rules the mask breaks (stored on submit).",
+    )
 
     class Meta:
         model = Annotation
         fields = [
             "id", "assignment", "image", "annotator", "revision", "guideline_version", "sha256",
             "height", "width", "dtype", "instance_count", "source", "time_spent_s", "submitted_at",
-            "instance_classes", "upload_format", "import_report",
+            "instance_classes", "upload_format", "import_report", "rule_warnings",
         ]
         read_only_fields = fields
+
+
+class AnnotationCheckOutput(serializers.Serializer):
+    """The answer to a dry-run submission: what the guideline's rules say; nothing stored."""
+
+    dry_run = serializers.BooleanField()
+    guideline_version = serializers.IntegerField()
+    accepted = serializers.BooleanField(help_text="False when a blocking rule is broken.")
+    violations = RuleViolationOutput(many=True)
 
 
 class AnnotationSubmitInput(StrictSerializer):
@@ -236,7 +279,9 @@ class AnnotationSubmitInput(StrictSerializer):
     mask = serializers.FileField(
         allow_empty_file=True,
         help_text="The mask in any supported format, recognised by content: a label image "
-        "(PNG or TIFF, one integer plane, same height and width as the image), COCO JSON, "
+        "(PNG, TIFF or OME-TIFF, one integer plane, same height and width as the image), a "
+        "binary or two-colour mask (connected regions become cells), per-instance binary "
+        "masks (a zip of PNG/TIFF files, an (N, H, W) TIFF or .npy stack), COCO JSON, "
         "Cellpose _seg.npy, ImageJ/Fiji ROI or ROI zip, QuPath GeoJSON, or a Label Studio "
         "JSON export.",
     )
@@ -254,6 +299,23 @@ class AnnotationSubmitInput(StrictSerializer):
         required=False, allow_null=True, default=None,
         help_text='Renames the file\'s class names to project cell classes, e.g. {"cell": "nucleus"}.',
     )
+    invert = serializers.BooleanField(
+        required=False, allow_null=True, default=None,
+        help_text="Binary masks only. true: the cells are the stored background (cells 0, "
+        "background 255), swap them; false: the foreground is the cells, do not check; "
+        "absent: a binary mask whose foreground covers most of the image and touches all "
+        "four borders is refused as inverted.",
+    )
+    geometry = serializers.ChoiceField(
+        choices=list(GEOMETRIES), required=False, default="cell",
+        help_text="QuPath GeoJSON cell objects: import the cell outline (default) or the "
+        "nucleusGeometry. The import report says which was used.",
+    )
+    crowd = serializers.ChoiceField(
+        choices=list(CROWD_MODES), required=False, default="skip",
+        help_text="COCO iscrowd=1 annotations: 'skip' (default, reported as skipped) or "
+        "'instances' (one instance each, as older CVAT/datumaro exports mean them).",
+    )
     base_revision = serializers.IntegerField(
         required=False, min_value=0, allow_null=True, default=None,
         help_text="The revision this edit is based on (0 or absent for the first submission).",
@@ -263,6 +325,11 @@ class AnnotationSubmitInput(StrictSerializer):
         help_text="Default: manual for PNG/TIFF label images, imported for every other format.",
     )
     time_spent_s = serializers.FloatField(required=False, allow_null=True, default=None, min_value=0)
+    dry_run = serializers.BooleanField(
+        required=False, default=False,
+        help_text="Check the mask (format, size, classes, revision, guideline rules) and return "
+        "the rule violations without storing anything.",
+    )
 
     def validate_class_map(self, value):
         if value is not None and not all(
@@ -286,9 +353,14 @@ class AnnotationMaskQuery(StrictSerializer):
 class AnnotationFilter(FilterSerializer):
     assignment = serializers.IntegerField(required=False, min_value=1)
     image = serializers.IntegerField(required=False, min_value=1)
-    annotator = serializers.IntegerField(required=False, min_value=1)
+    annotator = serializers.CharField(
+        required=False, max_length=150, help_text="The annotator's user name (a user id works too)."
+    )
     source = serializers.ChoiceField(choices=choices(AnnotationSource), required=False)
     guideline_version = serializers.IntegerField(required=False, min_value=1)
+    latest = serializers.BooleanField(
+        required=False, help_text="true: only the newest revision of each assignment."
+    )
 
 
 # --------------------------------------------------------------------------------- jobs

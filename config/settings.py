@@ -77,12 +77,12 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "annotation",
     "guidelines",
     "qa",
+    "datasets",
     "training",
 ]
 
@@ -92,6 +92,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "annotation.throttling.LoginThrottleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -123,8 +124,15 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # SQLite serialises writers; wait for the lock instead of failing at once.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # SQLite serialises writers. Write transactions take the write lock when they begin
+    # (IMMEDIATE), so concurrent edits queue for it (busy timeout) instead of failing with
+    # "database is locked" when a read lock cannot be upgraded; WAL lets reads go on
+    # meanwhile. A lock still held past the timeout is a JSON 503 (config/api.py).
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        timeout=env_int("CELLCURATE_SQLITE_BUSY_TIMEOUT_S", 20),
+        transaction_mode="IMMEDIATE",
+        init_command="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    )
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -144,16 +152,43 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", DATA_DIR / "static"))
+STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", DATA_DIR / "media"))
 
-# Object storage (S3-compatible) when a bucket is configured; otherwise the local folder.
+# Object storage (S3-compatible: AWS, MinIO, Ceph...) when a bucket is configured;
+# otherwise the local folder. Credentials come from the environment only (or the
+# instance role when unset). Exports get their own alias: on a local disk its writes are
+# atomic (temp file, fsync, rename) and overwrite, on S3 every PUT is atomic already.
 if os.environ.get("AWS_STORAGE_BUCKET_NAME"):
-    _default_storage = {"BACKEND": "storages.backends.s3.S3Storage"}
+    _s3_options = {
+        "bucket_name": os.environ["AWS_STORAGE_BUCKET_NAME"],
+        "endpoint_url": os.environ.get("AWS_S3_ENDPOINT_URL") or None,
+        "region_name": os.environ.get("AWS_S3_REGION_NAME") or None,
+        "access_key": os.environ.get("AWS_ACCESS_KEY_ID") or None,
+        "secret_key": os.environ.get("AWS_SECRET_ACCESS_KEY") or None,
+        "addressing_style": os.environ.get("AWS_S3_ADDRESSING_STYLE") or None,
+        "signature_version": "s3v4",
+        "default_acl": None,
+        "querystring_auth": True,
+        "querystring_expire": env_int("AWS_QUERYSTRING_EXPIRE", 3600),
+    }
+    _default_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        # Uploads never overwrite each other (same behaviour as the local folder).
+        "OPTIONS": {**_s3_options, "file_overwrite": False},
+    }
+    _exports_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {**_s3_options, "file_overwrite": True,
+                    "location": os.environ.get("CELLCURATE_EXPORTS_PREFIX", "")},
+    }
 else:
     _default_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+    _exports_storage = {"BACKEND": "datasets.storage.AtomicFileSystemStorage"}
 STORAGES = {
     "default": _default_storage,
+    "exports": _exports_storage,
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
@@ -165,19 +200,39 @@ FILE_UPLOAD_PERMISSIONS = 0o640
 # Limits on what an uploaded image or mask may decode to (checked before decoding).
 CELLCURATE_MAX_IMAGE_PIXELS = env_int("CELLCURATE_MAX_IMAGE_PIXELS", 16384 * 16384)
 CELLCURATE_MAX_IMAGE_BYTES = env_int("CELLCURATE_MAX_IMAGE_BYTES", 2 * 1024**3)
+# Memory budgets of the parsers of untrusted files (annotation/masks/safety.py Limits):
+# what an image or mask may decode to (all axes x bytes per sample, checked from the
+# header), what a _seg.npy pickle may allocate, and how much JSON is parsed at all.
+CELLCURATE_MAX_DECODED_BYTES = env_int("CELLCURATE_MAX_DECODED_BYTES", 256 * 1024**2)
+CELLCURATE_MAX_JSON_BYTES = env_int("CELLCURATE_MAX_JSON_BYTES", 48 * 1024**2)
+CELLCURATE_MAX_ZIP_BYTES = env_int("CELLCURATE_MAX_ZIP_BYTES", 512 * 1024**2)
 CELLCURATE_ASSIGNMENT_LEASE_MINUTES = env_int("CELLCURATE_ASSIGNMENT_LEASE_MINUTES", 60)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "annotation.api.token_auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # The browsable API with our filter serializers as its filter form (config/renderers.py).
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "config.renderers.BrowsableAPIRenderer",
+    ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.api.exception_handler",
-    "DEFAULT_THROTTLE_RATES": {"anon": "60/min", "user": "6000/min"},
+    # Far above a page or a script uploading a folder (bursts of 20 requests a second per
+    # user pass); failed logins and bad tokens have their own lockouts (below).
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": os.environ.get("CELLCURATE_THROTTLE_ANON", "120/min"),
+        "user": os.environ.get("CELLCURATE_THROTTLE_USER", "6000/min"),
+    },
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 SPECTACULAR_SETTINGS = {
@@ -218,6 +273,30 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # Security. Production sets CELLCURATE_HTTPS=1 behind a TLS-terminating proxy.
+# Cache: throttle and lockout counters. Redis when CACHE_URL (or a redis:// broker) is
+# set, so every web process shares them; the embedded default keeps them in memory.
+_cache_url = os.environ.get("CACHE_URL") or (
+    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else ""
+)
+if _cache_url:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                          "LOCATION": _cache_url, "KEY_PREFIX": "cellcurate"}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+                          "LOCATION": "cellcurate"}}
+
+# Failed logins (site, admin, browsable API): per user name and client address.
+CELLCURATE_LOGIN_FAILURE_LIMIT = env_int("CELLCURATE_LOGIN_FAILURE_LIMIT", 5)
+CELLCURATE_LOGIN_LOCKOUT_S = env_int("CELLCURATE_LOGIN_LOCKOUT_S", 15 * 60)
+# Requests with an invalid API token, per client address.
+CELLCURATE_BAD_TOKEN_LIMIT = env_int("CELLCURATE_BAD_TOKEN_LIMIT", 20)
+CELLCURATE_BAD_TOKEN_WINDOW_S = env_int("CELLCURATE_BAD_TOKEN_WINDOW_S", 10 * 60)
+# Proxies in front of the app whose X-Forwarded-For is trusted (0: use REMOTE_ADDR).
+CELLCURATE_TRUSTED_PROXIES = env_int("CELLCURATE_TRUSTED_PROXIES", 0)
+# API tokens: hashed, named, expiring (annotation/services/tokens.py).
+CELLCURATE_TOKEN_TTL_DAYS = env_int("CELLCURATE_TOKEN_TTL_DAYS", 90)
+CELLCURATE_TOKEN_MAX_TTL_DAYS = env_int("CELLCURATE_TOKEN_MAX_TTL_DAYS", 365)
+
 HTTPS = env_bool("CELLCURATE_HTTPS", False)
 SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS

@@ -1,23 +1,27 @@
 """URL configuration. Each app contributes its API under /api/v1/ and its pages."""
 
-from django.conf import settings
-from django.conf.urls.static import static
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from annotation import views as annotation_views
+from config.api_root import ApiRootView
 
 urlpatterns = [
     path("", annotation_views.home, name="home"),
     path("admin/", admin.site.urls),
+    path("annotate/", include("annotation.page_urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/auth/", include("rest_framework.urls")),
+    path("api/v1/", ApiRootView.as_view(), name="api-root"),
     path("api/v1/", include("annotation.urls")),
     path("api/v1/", include("guidelines.urls")),
+    path("api/v1/", include("qa.urls")),
+    path("api/v1/", include("datasets.urls")),
 ]
 
-if settings.DEBUG:
-    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+# MEDIA_ROOT is never served as such, not even with DJANGO_DEBUG=1: images and masks are
+# downloaded only through the API endpoints that check project membership and blind
+# labelling (images/<id>/file/, annotations/<id>/mask/).

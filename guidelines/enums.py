@@ -11,3 +11,7 @@ class GuidelineStatus(StrEnum):
     DRAFT = "draft"
     PUBLISHED = "published"
     RETIRED = "retired"
+
+
+#: Celery task name (and Job kind) of the re-check run after a version is published.
+RECHECK_TASK = "guidelines.recheck"

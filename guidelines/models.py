@@ -86,3 +86,43 @@ class Acknowledgement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} read {self.guideline_version_id}"
+
+
+class RuleRecheck(models.Model):
+    """What a newer guideline version's rules say about an annotation made under an older one.
+
+    Written by the re-check job that runs when a version is published; one row per
+    (checked version, annotation), replaced when the job runs again.
+    """
+
+    guideline_version = models.ForeignKey(
+        GuidelineVersion, on_delete=models.CASCADE, related_name="rechecks"
+    )
+    annotation = models.ForeignKey(
+        "annotation.Annotation", on_delete=models.CASCADE, related_name="rule_rechecks"
+    )
+    job = models.ForeignKey(
+        "annotation.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Violations as guidelines.rules.Violation.as_dict() records, in rule order.
+    violations = models.JSONField(default=list, blank=True)
+    flagged = models.BooleanField(default=False)
+    blocking_count = models.PositiveIntegerField(default=0)
+    warning_count = models.PositiveIntegerField(default=0)
+    # Set when the mask could not be read; the annotation was then not checked.
+    error = models.CharField(max_length=500, blank=True, default="")
+    checked_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["guideline_version_id", "annotation_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["guideline_version", "annotation"], name="rule_recheck_unique_annotation"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["guideline_version", "flagged"], name="rule_recheck_flagged"),
+        ]
+
+    def __str__(self) -> str:
+        return f"recheck of annotation {self.annotation_id} under {self.guideline_version_id}"

@@ -13,4 +13,5 @@ urlpatterns = [
     path(P + "<int:version>/", api.GuidelineDetailView.as_view(), name="guideline-detail"),
     path(P + "<int:version>/publish/", api.GuidelinePublishView.as_view(), name="guideline-publish"),
     path(P + "<int:version>/acknowledge/", api.GuidelineAcknowledgeView.as_view(), name="guideline-acknowledge"),
+    path(P + "<int:version>/rechecks/", api.GuidelineRecheckView.as_view(), name="guideline-rechecks"),
 ]

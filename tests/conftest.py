@@ -18,7 +18,8 @@ from django.conf import settings
 from django.test.utils import override_settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+#: Real files written by other tools, with their origin and licence in ``tests/data/SOURCES.md``.
+TEST_DATA = REPO_ROOT / "tests" / "data"
 
 
 def broker_configured() -> bool:

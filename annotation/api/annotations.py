@@ -5,7 +5,12 @@ from __future__ import annotations
 import re
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
 from rest_framework import status
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -15,6 +20,7 @@ from rest_framework.response import Response
 from annotation import selectors, services
 from annotation.api.base import ProjectScopedView, rendered_mask_response, stored_file_response
 from annotation.serializers import (
+    AnnotationCheckOutput,
     AnnotationFilter,
     AnnotationMaskQuery,
     AnnotationOutput,
@@ -65,14 +71,25 @@ class AnnotationListView(ProjectScopedView):
     @extend_schema(
         request={"multipart/form-data": AnnotationSubmitInput},
         parameters=[IDEMPOTENCY_HEADER, IF_MATCH_HEADER],
-        responses={201: AnnotationOutput, 200: AnnotationOutput},
+        responses={
+            201: AnnotationOutput,
+            200: PolymorphicProxySerializer(
+                component_name="AnnotationSubmitOk",
+                serializers=[AnnotationOutput, AnnotationCheckOutput], resource_type_field_name=None,
+            ),
+        },
         description="Submit a mask for one of your assignments as its next revision, in any "
         "supported format recognised by content (label image PNG/TIFF, COCO, Cellpose _seg.npy, "
         "ImageJ ROI zip, QuPath GeoJSON, Label Studio JSON). Class names must be (or map via "
         "`class_map` to) the project's cell classes: unknown ones are a 400 listing them. What "
         "the converter changed or skipped is returned in `import_report`. Edits must name the "
         "revision they are based on (`base_revision`, 409 when stale, or If-Match, 412 when "
-        "stale). Needs an acknowledgement of the current guideline.",
+        "stale). Needs an acknowledgement of the current guideline. The mask is checked against "
+        "the guideline's rules: a blocking violation is a 400 (`code` rule_violations) listing "
+        "`violations` with their cells; warnings are stored and returned as `rule_warnings`. "
+        "With `dry_run=true` nothing is stored and the answer (200) is the rule check: "
+        "`accepted` and every violation. A replay of an Idempotency-Key answers 200 with the "
+        "first annotation.",
     )
     def post(self, request, slug):
         project = self.get_project()
@@ -88,8 +105,17 @@ class AnnotationListView(ProjectScopedView):
             class_map=fields["class_map"],
             base_revision=fields["base_revision"], if_match_revision=_if_match(request),
             idempotency_key=request.headers.get("Idempotency-Key"), source=fields["source"],
-            time_spent_s=fields["time_spent_s"],
+            time_spent_s=fields["time_spent_s"], dry_run=fields["dry_run"],
+            import_options=services.ImportOptions(
+                invert=fields["invert"], geometry=fields["geometry"], crowd=fields["crowd"]
+            ),
         )
+        if result.dry_run:
+            return Response(AnnotationCheckOutput({
+                "dry_run": True, "guideline_version": result.guideline_version,
+                "accepted": not any(v.blocking for v in result.violations),
+                "violations": [v.as_dict() for v in result.violations],
+            }).data)
         response = Response(
             AnnotationOutput(result.annotation).data,
             status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,

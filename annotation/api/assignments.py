@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
 from annotation import selectors, services
 from annotation.api.base import ProjectScopedView
+from annotation.enums import JOB_FINISHED
 from annotation.serializers import (
     AssignmentFilter,
     AssignmentOutput,
@@ -34,11 +36,23 @@ class AssignmentListView(ProjectScopedView):
 class AssignmentGenerateView(ProjectScopedView):
     serializer_class = JobOutput
 
-    @extend_schema(request=EmptyInput, responses={202: JobOutput})
+    @extend_schema(
+        request=EmptyInput, responses={202: JobOutput, 200: JobOutput},
+        description="Generate k assignments per image as a job. 202 while the job is queued or "
+        "running (poll the `Location`), 200 when it has already finished (the embedded mode runs "
+        "it in-process); the body is the job's state at the time of the answer.",
+    )
     def post(self, request, slug):
         EmptyInput(data=request.data).is_valid(raise_exception=True)
         job = services.assignments_generate_job(actor=request.user, project=self.get_project())
-        return Response(JobOutput(job).data, status=status.HTTP_202_ACCEPTED)
+        # An eager task has run by now (on commit of the service's transaction).
+        job.refresh_from_db()
+        response = Response(
+            JobOutput(job).data,
+            status=status.HTTP_200_OK if job.status in JOB_FINISHED else status.HTTP_202_ACCEPTED,
+        )
+        response["Location"] = reverse("annotation:job-detail", kwargs={"pk": job.pk})
+        return response
 
 
 class AssignmentNextView(ProjectScopedView):
@@ -53,7 +67,7 @@ class AssignmentNextView(ProjectScopedView):
         assignment = services.assignment_next(actor=request.user, project=self.get_project())
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(AssignmentOutput(assignment).data)
+        return Response(AssignmentOutput(assignment, context=self.get_serializer_context()).data)
 
 
 class AssignmentDetailView(ProjectScopedView):
@@ -64,7 +78,7 @@ class AssignmentDetailView(ProjectScopedView):
         assignment = selectors.assignment_get(
             user=request.user, project=self.get_project(), assignment_id=pk
         )
-        return Response(AssignmentOutput(assignment).data)
+        return Response(AssignmentOutput(assignment, context=self.get_serializer_context()).data)
 
 
 class AssignmentSkipView(ProjectScopedView):
@@ -80,4 +94,4 @@ class AssignmentSkipView(ProjectScopedView):
         assignment = services.assignment_skip(
             actor=request.user, assignment=assignment, reason=data.validated_data["reason"]
         )
-        return Response(AssignmentOutput(assignment).data)
+        return Response(AssignmentOutput(assignment, context=self.get_serializer_context()).data)

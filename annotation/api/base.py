@@ -11,7 +11,7 @@ from django.utils.http import content_disposition_header
 from rest_framework.generics import GenericAPIView
 
 from annotation.models import Membership, Project
-from annotation.selectors import project_get
+from annotation.selectors import gold_visible, project_get
 from annotation.serializers import FilterSerializer
 
 
@@ -25,12 +25,23 @@ class ProjectScopedView(GenericAPIView):
             self._project = project_get(user=self.request.user, slug=self.kwargs["slug"])
         return self._project
 
+    def get_serializer_context(self) -> dict:
+        context = super().get_serializer_context()
+        # Gold images are blind to annotators: ImageOutput shows ``is_gold`` only with this.
+        project = getattr(self, "_project", None)
+        context["show_gold"] = project is not None and gold_visible(
+            user=self.request.user, project=project
+        )
+        return context
+
     def get_filters(self) -> dict:
-        """Validated, allow-listed filters from the query string (400 naming unknown ones)."""
-        if self.filter_serializer_class is None:
-            serializer = FilterSerializer(data=self.request.query_params)
-        else:
-            serializer = self.filter_serializer_class(data=self.request.query_params)
+        """Validated, allow-listed filters from the query string (400 naming unknown ones).
+
+        An empty value (``?plate=``, what a blank field of the browsable API's filter form
+        sends) means no filter on that field.
+        """
+        params = {k: v for k, v in self.request.query_params.items() if v != ""}
+        serializer = (self.filter_serializer_class or FilterSerializer)(data=params)
         serializer.is_valid(raise_exception=True)
         return {k: v for k, v in serializer.validated_data.items() if v is not None}
 

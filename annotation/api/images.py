@@ -27,10 +27,16 @@ class ImageListView(ProjectScopedView):
 
     @extend_schema(
         request={"multipart/form-data": ImageUploadInput},
-        responses={201: ImageUploadOutput(many=True), 200: ImageUploadOutput(many=True)},
+        responses={
+            201: ImageUploadOutput(many=True), 200: ImageUploadOutput(many=True),
+            207: ImageUploadOutput(many=True),
+        },
         description="Upload one or more images (repeat the `file` part). Formats are recognised "
         "by content; a file whose sha256 the project already has returns the existing image "
-        "(`created: false`). All-or-nothing: one bad file refuses the batch, naming the file.",
+        "(`created: false`). The answer has one entry per file, in order, naming it (`file`). "
+        "Every good file is kept: a refused one has `image: null` and `error` saying why, and "
+        "the answer is 207 when some files were refused, 400 (naming each file) when all were, "
+        "else 201 when an image was created and 200 when all were already there.",
     )
     def post(self, request, slug):
         project = self.get_project()
@@ -44,9 +50,20 @@ class ImageListView(ProjectScopedView):
         results = services.images_upload_many(
             actor=request.user, project=project, uploads=uploads, metadata=metadata
         )
-        body = [{"created": r.created, "image": ImageOutput(r.image).data} for r in results]
-        created = any(r.created for r in results)
-        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        body = [
+            {"file": r.name, "created": r.created,
+             "image": ImageOutput(r.image, context=self.get_serializer_context()).data
+             if r.image is not None else None,
+             **({"error": r.error} if r.error else {})}
+            for r in results
+        ]
+        if any(r.error for r in results):
+            code = status.HTTP_207_MULTI_STATUS
+        elif any(r.created for r in results):
+            code = status.HTTP_201_CREATED
+        else:
+            code = status.HTTP_200_OK
+        return Response(body, status=code)
 
 
 class ImageDetailView(ProjectScopedView):
@@ -55,7 +72,7 @@ class ImageDetailView(ProjectScopedView):
     @extend_schema(responses=ImageOutput)
     def get(self, request, slug, pk):
         image = selectors.image_get(user=request.user, project=self.get_project(), image_id=pk)
-        return Response(ImageOutput(image).data)
+        return Response(ImageOutput(image, context=self.get_serializer_context()).data)
 
 
 class ImageFileView(ProjectScopedView):

@@ -2,7 +2,8 @@
 
 Formats are recognised by their content (magic bytes), never by a file name. Every
 check that can be made from the header -- empty input, unknown content, truncated
-TIFF strips, a pixel count over the caller's cap -- is made by :func:`probe_image`
+TIFF strips, a looping TIFF directory chain, a pixel count or a decoded size in bytes
+(all axes x bytes per sample) over the caller's caps -- is made by :func:`probe_image`
 *before* any pixel is decoded, so a hostile upload costs a few hundred bytes of
 parsing, not gigabytes of memory.
 
@@ -28,9 +29,17 @@ from __future__ import annotations
 
 from .content import ImageFileError, describe_content
 from .decode import read_image
-from .headers import DEFAULT_MAX_PIXELS, MAX_CHANNELS, MAX_PAGES, ImageInfo, probe_image
+from .headers import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_PIXELS,
+    MAX_CHANNELS,
+    MAX_PAGES,
+    ImageInfo,
+    probe_image,
+)
 
 __all__ = [
+    "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_PIXELS",
     "MAX_CHANNELS",
     "MAX_PAGES",

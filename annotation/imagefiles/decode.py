@@ -7,7 +7,7 @@ import io
 import numpy as np
 
 from .content import ImageFileError
-from .headers import ImageInfo, layout, open_tiff, probe_image, tiff_layout
+from .headers import DEFAULT_MAX_BYTES, ImageInfo, layout, open_tiff, probe_image, tiff_layout
 
 __all__ = ["read_image"]
 
@@ -61,12 +61,18 @@ def _decode_tiff(data: bytes) -> np.ndarray:
 
 
 def read_image(
-    data: bytes, *, max_pixels: int, keep_palette_indices: bool = False
+    data: bytes,
+    *,
+    max_pixels: int,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    plane_shape: tuple[int, int] | None = None,
+    keep_palette_indices: bool = False,
 ) -> tuple[np.ndarray, ImageInfo]:
     """Decode a TIFF, PNG or JPEG image, keeping its real dtype.
 
     The header is checked by :func:`probe_image` first, so nothing is decoded for
-    files that are empty, unsupported, truncated or over ``max_pixels``.
+    files that are empty, unsupported, truncated, over ``max_pixels`` or ``max_bytes``,
+    or (with ``plane_shape``) of another size than expected.
 
     Parameters
     ----------
@@ -74,6 +80,11 @@ def read_image(
         The whole file.
     max_pixels : int
         Largest accepted width x height x pages.
+    max_bytes : int, optional
+        Largest accepted decoded size in bytes (all axes x bytes per sample).
+    plane_shape : (int, int), optional
+        Required ``(height, width)``; another size in the header is refused before
+        decoding (a mask for a known image).
     keep_palette_indices : bool, optional
         For palette PNGs, return the palette indices (shape (H, W), uint8) instead of
         expanding to RGB/RGBA. Label images stored as palette PNGs need this.
@@ -91,7 +102,12 @@ def read_image(
     ImageFileError
         Everything :func:`probe_image` refuses, plus decoder errors (corrupt data).
     """
-    info = probe_image(data, max_pixels=max_pixels)
+    info = probe_image(data, max_pixels=max_pixels, max_bytes=max_bytes)
+    if plane_shape is not None and (info.height, info.width) != tuple(plane_shape):
+        raise ImageFileError(
+            f"The {info.format.upper()} is {info.height} x {info.width} (H x W), but the "
+            f"image is {plane_shape[0]} x {plane_shape[1]}; it was not decoded."
+        )
     data = bytes(data)
     if info.format == "tiff":
         arr = _decode_tiff(data)

@@ -10,10 +10,15 @@ import numpy as np
 
 from .content import ImageFileError, ImageFormat, sniff_format
 
-__all__ = ["DEFAULT_MAX_PIXELS", "MAX_CHANNELS", "MAX_PAGES", "ImageInfo", "probe_image"]
+__all__ = [
+    "DEFAULT_MAX_BYTES", "DEFAULT_MAX_PIXELS", "MAX_CHANNELS", "MAX_PAGES", "ImageInfo",
+    "probe_image",
+]
 
 #: Default cap on width x height x planes, used when a caller gives none.
 DEFAULT_MAX_PIXELS = 200_000_000
+#: Default cap on the decoded size in bytes (every axis times bytes per sample).
+DEFAULT_MAX_BYTES = 1024 * 1024 * 1024
 #: Most channels (samples per pixel) accepted in one image.
 MAX_CHANNELS = 64
 #: Most TIFF pages (IFDs) accepted in one file.
@@ -56,6 +61,11 @@ class ImageInfo:
         """Width x height x pages: the figure compared with ``max_pixels``."""
         return self.width * self.height * self.pages
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the decoded array (all axes x bytes per sample): compared with ``max_bytes``."""
+        return self.pixels * self.channels * np.dtype(self.dtype).itemsize
+
 
 def layout(height: int, width: int, channels: int, pages: int) -> tuple[int, ...]:
     shape: tuple[int, ...] = (height, width)
@@ -66,7 +76,7 @@ def layout(height: int, width: int, channels: int, pages: int) -> tuple[int, ...
     return shape
 
 
-def _check_size(info: ImageInfo, max_pixels: int) -> ImageInfo:
+def _check_size(info: ImageInfo, max_pixels: int, max_bytes: int) -> ImageInfo:
     if info.width <= 0 or info.height <= 0:
         raise ImageFileError(
             f"The {info.format.upper()} header gives an empty image "
@@ -83,6 +93,14 @@ def _check_size(info: ImageInfo, max_pixels: int) -> ImageInfo:
             + (f" x {info.pages} pages" if info.pages > 1 else "")
             + f" = {info.pixels:,} pixels, over the limit of {max_pixels:,}; "
             "the image was not decoded."
+        )
+    if info.nbytes > max_bytes:
+        raise ImageFileError(
+            f"The {info.format.upper()} header gives {info.width} x {info.height} pixels"
+            + (f" x {info.pages} pages" if info.pages > 1 else "")
+            + (f" x {info.channels} channels" if info.channels > 1 else "")
+            + f" of {info.dtype}, which decodes to {info.nbytes:,} bytes, over the limit of "
+            f"{max_bytes:,}; the image was not decoded."
         )
     return info
 
@@ -218,6 +236,13 @@ def _check_ifd_chain(tif, data: bytes) -> None:
     if ptr_at + ptr_size > len(data):
         raise ImageFileError("Truncated TIFF: the last image directory is cut off.")
     (nxt,) = struct.unpack(order + ptr_fmt, data[ptr_at : ptr_at + ptr_size])
+    if nxt and nxt in _page_offsets(tif):
+        # tifffile stops at a circular reference with a logged warning; a file whose
+        # directories loop is malformed (or hostile), never a shorter stack.
+        raise ImageFileError(
+            f"Malformed TIFF: the image directory chain loops (after page "
+            f"{len(tif.pages) - 1} it points back to byte {nxt:,})."
+        )
     if nxt >= len(data):
         raise ImageFileError(
             f"Truncated TIFF: after page {len(tif.pages) - 1} the next page is announced at "
@@ -230,6 +255,10 @@ def _check_ifd_chain(tif, data: bytes) -> None:
             f"Truncated TIFF: ImageJ metadata announces {images} images, "
             f"but only {len(tif.pages)} pages are present."
         )
+
+
+def _page_offsets(tif) -> set[int]:
+    return {page.offset for page in tif.pages if page is not None}
 
 
 def _check_tiff_data(series, end: int, max_pixels: int) -> None:
@@ -261,7 +290,7 @@ def _check_tiff_data(series, end: int, max_pixels: int) -> None:
                 )
 
 
-def _probe_tiff(data: bytes, max_pixels: int) -> ImageInfo:
+def _probe_tiff(data: bytes, max_pixels: int, max_bytes: int) -> ImageInfo:
     with open_tiff(data) as tif:
         try:
             npages = len(tif.pages)
@@ -289,6 +318,7 @@ def _probe_tiff(data: bytes, max_pixels: int) -> ImageInfo:
                 shape=layout(height, width, channels, pages),
             ),
             max_pixels,
+            max_bytes,
         )
         if dtype.kind not in "uifb":
             raise ImageFileError(f"Unsupported TIFF sample type {dtype.name}.")
@@ -305,7 +335,9 @@ def _probe_tiff(data: bytes, max_pixels: int) -> ImageInfo:
 # ------------------------------------------------------------------------ public
 
 
-def probe_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
+def probe_image(
+    data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES
+) -> ImageInfo:
     """Recognise an image from its bytes and read its header, without decoding pixels.
 
     Parameters
@@ -314,6 +346,9 @@ def probe_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageIn
         The whole file.
     max_pixels : int, optional
         Largest accepted width x height x pages.
+    max_bytes : int, optional
+        Largest accepted decoded size: width x height x pages x channels x bytes per
+        sample (a small file of many float64 channels decodes to gigabytes).
 
     Returns
     -------
@@ -326,16 +361,19 @@ def probe_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageIn
         Empty input; content that is not TIFF, PNG or JPEG (the message says what it
         looks like, e.g. an SVG document or an HTML page); a malformed or truncated
         header; TIFF pixel data that runs past the end of the file; or more pixels
-        than ``max_pixels``.
+        than ``max_pixels`` or ``max_bytes``; a TIFF whose chain of image directories
+        loops back on itself.
     """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise TypeError(f"data must be bytes, got {type(data).__name__}")
     data = bytes(data)
     if max_pixels < 1:
         raise ValueError(f"max_pixels must be >= 1, got {max_pixels}")
+    if max_bytes < 1:
+        raise ValueError(f"max_bytes must be >= 1, got {max_bytes}")
     fmt = sniff_format(data)
     if fmt == "png":
-        return _check_size(_probe_png(data), max_pixels)
+        return _check_size(_probe_png(data), max_pixels, max_bytes)
     if fmt == "jpeg":
-        return _check_size(_probe_jpeg(data), max_pixels)
-    return _probe_tiff(data, max_pixels)
+        return _check_size(_probe_jpeg(data), max_pixels, max_bytes)
+    return _probe_tiff(data, max_pixels, max_bytes)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import io
+import math
 import pickle
 from typing import Any
 
@@ -36,27 +37,119 @@ class _NdarrayToken:
 
 
 _NDARRAY = _NdarrayToken()
+#: Largest numpy scalar a pickle may build (numpy's own pickles hold numbers and short
+#: strings; a ``dtype('V400000000')`` scalar is an allocation request, not data).
+_MAX_SCALAR_BYTES = 64 * 1024
+#: Most bytes of numpy scalars in one pickle, whatever the array budget: a memoised byte
+#: string reused for many scalars costs the pickle a few bytes per copy.
+_MAX_SCALARS_BYTES = 16 * 1024 * 1024
 
 
-def _allowed_globals() -> dict[tuple[str, str], Any]:
+class _AllocationBudget:
+    """Bytes a pickle's numpy objects may allocate, spent before each one is built.
+
+    Every allocation is counted, including those that reuse a memoised callable or
+    byte string: such a reuse costs the pickle ~5 bytes but numpy a full copy.
+    """
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.spent = 0
+        self.scalars = 0
+
+    def spend_scalar(self, nbytes: int, what: str) -> None:
+        self.scalars += int(nbytes)
+        if self.scalars > _MAX_SCALARS_BYTES:
+            raise MaskFormatError(
+                f"Refused _seg.npy: its pickle builds more than {_MAX_SCALARS_BYTES:,} bytes "
+                f"of numpy scalars (at {what})."
+            )
+        self.spend(nbytes, what)
+
+    def spend(self, nbytes: int, what: str) -> None:
+        self.spent += int(nbytes)
+        if self.spent > self.limit:
+            raise MaskFormatError(
+                f"Refused _seg.npy: its pickle asks for more than {self.limit:,} bytes of "
+                f"numpy data (at {what})."
+            )
+
+
+def _state_nbytes(state: Any) -> tuple[int, str]:
+    """Bytes an ``ndarray.__setstate__`` state builds, from its shape and dtype alone."""
+    if not isinstance(state, tuple) or len(state) not in (4, 5):
+        raise MaskFormatError("Refused _seg.npy: an array in its pickle has a malformed state.")
+    shape, dtype = state[-4], state[-3]
+    if not isinstance(dtype, np.dtype):
+        raise MaskFormatError("Refused _seg.npy: an array in its pickle has no numpy dtype.")
+    if not isinstance(shape, tuple) or not all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape
+    ):
+        raise MaskFormatError(f"Refused _seg.npy: an array in its pickle has shape {shape!r}.")
+    count = math.prod(shape)
+    itemsize = 8 if dtype.hasobject else dtype.itemsize
+    return count * itemsize, f"an array of shape {shape} and dtype {dtype}"
+
+
+def _budgeted_array_type(budget: _AllocationBudget) -> type[np.ndarray]:
+    class _BudgetedArray(np.ndarray):
+        """The empty start array of numpy's pickles; sized by ``__setstate__``, which
+        charges the budget from the state's shape and dtype before numpy fills it."""
+
+        def __setstate__(self, state: Any) -> None:
+            nbytes, what = _state_nbytes(state)
+            budget.spend(nbytes, what)
+            super().__setstate__(state)
+
+    return _BudgetedArray
+
+
+def _allowed_globals(budget: _AllocationBudget) -> dict[tuple[str, str], Any]:
     from numpy._core import multiarray, numeric
+
+    array_type = _budgeted_array_type(budget)
 
     def reconstruct(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
         # numpy's own pickles always start from an empty array and fill it through
-        # __setstate__, whose data length is checked against the shape; anything
-        # else would let a pickle allocate memory out of proportion to its size.
+        # __setstate__ (charged to the budget there); anything else would let a pickle
+        # allocate memory out of proportion to its size.
         if subtype is not _NDARRAY or tuple(shape) != (0,):
             raise MaskFormatError(
                 "Refused _seg.npy: its pickle rebuilds an array in a way numpy never writes."
             )
-        return multiarray._reconstruct(np.ndarray, (0,), dtype)
+        return multiarray._reconstruct(array_type, (0,), dtype)
+
+    def scalar(dtype: Any, obj: Any = None) -> Any:
+        if not isinstance(dtype, np.dtype):
+            raise MaskFormatError("Refused _seg.npy: a scalar in its pickle has no numpy dtype.")
+        if dtype.hasobject:
+            return obj  # what numpy itself returns for an object "scalar"
+        if dtype.itemsize > _MAX_SCALAR_BYTES:
+            raise MaskFormatError(
+                f"Refused _seg.npy: its pickle asks for a numpy scalar of {dtype.itemsize:,} "
+                f"bytes (dtype {dtype}); at most {_MAX_SCALAR_BYTES:,} are accepted."
+            )
+        if not isinstance(obj, bytes) or len(obj) != dtype.itemsize:
+            # Without its bytes numpy would allocate a zero-filled scalar of any size.
+            raise MaskFormatError(
+                f"Refused _seg.npy: a numpy scalar of dtype {dtype} in its pickle does not "
+                "carry its own bytes."
+            )
+        budget.spend_scalar(dtype.itemsize, f"a scalar of dtype {dtype}")
+        return multiarray.scalar(dtype, obj)
+
+    def frombuffer(buf: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
+        if not isinstance(dtype, np.dtype) or dtype.hasobject or dtype.itemsize == 0:
+            raise MaskFormatError("Refused _seg.npy: a buffer array in its pickle has a bad dtype.")
+        budget.spend(len(memoryview(buf).cast("B")), f"a buffer array of dtype {dtype}")
+        return numeric._frombuffer(buf, dtype, shape, order)
 
     allowed: dict[tuple[str, str], Any] = {}
     for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
         allowed[(mod, "_reconstruct")] = reconstruct
-        allowed[(mod, "scalar")] = multiarray.scalar
+        allowed[(mod, "scalar")] = scalar
     for mod in ("numpy.core.numeric", "numpy._core.numeric"):
-        allowed[(mod, "_frombuffer")] = numeric._frombuffer
+        allowed[(mod, "_frombuffer")] = frombuffer
     allowed[("numpy", "ndarray")] = _NDARRAY
     allowed[("numpy", "dtype")] = np.dtype
     # numpy >= 1.25 pickles dtypes through their DType classes.
@@ -78,17 +171,29 @@ class RestrictedUnpickler(pickle.Unpickler):
     global (``os.system``, ``builtins.eval``, ``subprocess.Popen``, any class) raises
     :class:`MaskFormatError` naming it, before it is imported. ``numpy.ndarray`` is
     handed out as an inert token and ``_reconstruct`` accepts only the empty start
-    array numpy itself writes, so array memory stays bounded by the file's size.
+    array numpy itself writes. Every array, buffer and scalar the pickle builds is
+    charged, from its dtype and shape and before it is allocated, to a budget of
+    ``max_decoded_bytes``; numpy scalars must carry their own bytes, are at most
+    64 KiB each and 16 MiB together.
+
+    Parameters
+    ----------
+    file : binary file
+        The pickle stream.
+    max_bytes : int, optional
+        Allocation budget (default: :data:`DEFAULT_LIMITS` ``.max_decoded_bytes``).
     """
 
-    _ALLOWED: dict[tuple[str, str], Any] | None = None
+    def __init__(self, file: Any, *, max_bytes: int | None = None):
+        super().__init__(file)
+        self.budget = _AllocationBudget(
+            DEFAULT_LIMITS.max_decoded_bytes if max_bytes is None else max_bytes
+        )
+        self._allowed = _allowed_globals(self.budget)
 
     def find_class(self, module: str, name: str) -> Any:  # noqa: D102
-        allowed = type(self)._ALLOWED
-        if allowed is None:
-            allowed = type(self)._ALLOWED = _allowed_globals()
         try:
-            return allowed[(module, name)]
+            return self._allowed[(module, name)]
         except KeyError:
             raise MaskFormatError(
                 f"Refused _seg.npy: its pickle asks for the forbidden global "
@@ -138,7 +243,7 @@ def _masks_from_object(obj: Any) -> np.ndarray:
     masks = obj["masks"]
     if not isinstance(masks, np.ndarray):
         raise MaskFormatError(f"The _seg.npy 'masks' is a {type(masks).__name__}, not an array.")
-    return masks
+    return np.asarray(masks)  # a plain ndarray, not the unpickler's budgeted subclass
 
 
 def read_cellpose_seg(
@@ -154,7 +259,8 @@ def read_cellpose_seg(
     shape : (int, int), optional
         Expected ``(H, W)``; a different mask shape is refused.
     limits : Limits, optional
-        ``max_file_bytes`` and ``max_pixels`` apply.
+        ``max_file_bytes``, ``max_pixels`` and ``max_decoded_bytes`` (everything the
+        pickle builds) apply.
 
     Returns
     -------
@@ -183,7 +289,9 @@ def read_cellpose_seg(
         raise MaskFormatError(f"Malformed .npy header dtype {descr!r}: {exc}") from exc
     if dtype.hasobject:
         try:
-            obj = RestrictedUnpickler(io.BytesIO(data[offset:])).load()
+            obj = RestrictedUnpickler(
+                io.BytesIO(data[offset:]), max_bytes=limits.max_decoded_bytes
+            ).load()
         except MaskFormatError:
             raise
         except Exception as exc:  # corrupt pickles raise many types
@@ -193,8 +301,13 @@ def read_cellpose_seg(
         shp = header["shape"]
         if not isinstance(shp, tuple) or not all(isinstance(v, int) and v >= 0 for v in shp):
             raise MaskFormatError(f"Malformed .npy header shape {shp!r}.")
-        if int(np.prod(shp)) > limits.max_pixels:
+        if math.prod(shp) > limits.max_pixels:
             raise MaskFormatError(f"The .npy array {shp} is over {limits.max_pixels:,} pixels.")
+        if math.prod(shp) * dtype.itemsize > limits.max_decoded_bytes:
+            raise MaskFormatError(
+                f"The .npy array {shp} of {dtype} is {math.prod(shp) * dtype.itemsize:,} bytes; "
+                f"at most {limits.max_decoded_bytes:,} are accepted."
+            )
         try:
             masks = np.load(io.BytesIO(data), allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:

@@ -72,7 +72,9 @@ def _int_field(obj: Mapping[str, Any], key: str, where: str) -> int:
     return value
 
 
-def read_coco(data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> dict[str, ImportResult]:
+def read_coco(
+    data: bytes, *, limits: Limits = DEFAULT_LIMITS, crowd: str = "skip"
+) -> dict[str, ImportResult]:
     """Read a COCO instance-segmentation file into one label image per image.
 
     Parameters
@@ -83,13 +85,18 @@ def read_coco(data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> dict[str, Impo
         optional ``iscrowd``) and ``categories`` (``id``, ``name``).
     limits : Limits, optional
         Caps on file size, shapes, points and pixels.
+    crowd : {'skip', 'instances'}, optional
+        Crowd annotations (``iscrowd: 1``, usually RLE): ``'skip'`` (default; COCO
+        means a region of many objects, not one) skips them with a reason that names
+        the option; ``'instances'`` imports each as one instance, which is what older
+        CVAT and datumaro exports mean (they write every mask as a crowd RLE).
 
     Returns
     -------
     dict of str to ImportResult
         Keyed by ``file_name`` (images without annotations give empty label images).
-        Classes are category names. Crowd annotations (``iscrowd: 1``) are skipped
-        with a reason; overlaps are resolved and reported (see the module docstring).
+        Classes are category names. Crowd annotations are handled per ``crowd``;
+        overlaps are resolved and reported (see the module docstring).
 
     Raises
     ------
@@ -98,11 +105,17 @@ def read_coco(data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> dict[str, Impo
         category, a polygon with NaN/infinite or too many points, an RLE whose runs do
         not fit its size, or anything over ``limits``.
     """
-    return coco_from_document(load_json(data, what="COCO", limits=limits), limits=limits)
+    return coco_from_document(
+        load_json(data, what="COCO", limits=limits), limits=limits, crowd=crowd
+    )
 
 
-def coco_from_document(doc: Any, *, limits: Limits = DEFAULT_LIMITS) -> dict[str, ImportResult]:
+def coco_from_document(
+    doc: Any, *, limits: Limits = DEFAULT_LIMITS, crowd: str = "skip"
+) -> dict[str, ImportResult]:
     """:func:`read_coco` on an already parsed JSON document."""
+    if crowd not in ("skip", "instances"):
+        raise MaskFormatError(f"crowd must be 'skip' or 'instances', got {crowd!r}.")
     if not isinstance(doc, dict) or "annotations" not in doc or "images" not in doc:
         raise MaskFormatError(
             "Not a COCO file: expected an object with 'images' and 'annotations'."
@@ -137,6 +150,7 @@ def coco_from_document(doc: Any, *, limits: Limits = DEFAULT_LIMITS) -> dict[str
         names_seen.add(name)
         by_id[iid] = img
     per_image: dict[int, list[Shape]] = {iid: [] for iid in by_id}
+    n_crowd: dict[int, int] = {}
     skipped: dict[int, list[tuple[str, str]]] = {iid: [] for iid in by_id}
     total_points = 0
     for n, ann in enumerate(annotations):
@@ -155,8 +169,15 @@ def coco_from_document(doc: Any, *, limits: Limits = DEFAULT_LIMITS) -> dict[str
                 )
             cls = cat_names[cid]
         if ann.get("iscrowd") in (1, True):
-            skipped[iid].append((where, "iscrowd=1: a crowd region, not one instance"))
-            continue
+            if crowd == "skip":
+                skipped[iid].append((
+                    where,
+                    "iscrowd=1: a crowd region, not one instance (import with "
+                    "crowd=instances to take each crowd mask as one instance)",
+                ))
+                continue
+            where = f"{where} (iscrowd=1)"
+            n_crowd[iid] = n_crowd.get(iid, 0) + 1
         seg = ann.get("segmentation")
         if isinstance(seg, dict):
             shape_ = rle_shape(seg, where=where, max_pixels=limits.max_pixels, class_name=cls)
@@ -187,10 +208,16 @@ def coco_from_document(doc: Any, *, limits: Limits = DEFAULT_LIMITS) -> dict[str
             skipped[iid].append((where, "no segmentation (bounding box only)"))
     out: dict[str, ImportResult] = {}
     for iid, img in by_id.items():
+        crowd_note = (
+            (f"imported {n_crowd[iid]} crowd (iscrowd=1) annotations as one instance each "
+             "(crowd=instances).",)
+            if n_crowd.get(iid) else ()
+        )
         out[img["file_name"]] = rasterize_shapes(
             per_image[iid],
             shape=(img["height"], img["width"]),
             limits=limits,
+            warnings=crowd_note,
             skipped=skipped[iid],
         )
     return out

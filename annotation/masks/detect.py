@@ -13,11 +13,15 @@ from .safety import DEFAULT_LIMITS, Limits, load_json
 
 __all__ = ["MASK_FORMATS", "MaskFormat", "detect_document", "detect_format"]
 
-MaskFormat = Literal["png", "tiff", "cellpose", "imagej", "coco", "geojson", "labelstudio"]
+MaskFormat = Literal[
+    "png", "tiff", "ome-tiff", "instances", "cellpose", "imagej", "coco", "geojson", "labelstudio"
+]
 #: Every format name :func:`detect_format` may return.
 MASK_FORMATS: tuple[str, ...] = (
     "png",
     "tiff",
+    "ome-tiff",
+    "instances",
     "cellpose",
     "imagej",
     "coco",
@@ -55,6 +59,30 @@ def _json_format(doc: Any) -> MaskFormat | None:
     return None
 
 
+_INSTANCE_SUFFIXES = (".png", ".tif", ".tiff")
+
+
+def _is_ome(data: bytes) -> bool:
+    from .ometiff import tiff_facts
+
+    try:
+        return tiff_facts(data).is_ome
+    except MaskFormatError:
+        return False  # malformed: the TIFF reader names the problem
+
+
+def _is_npy_stack(data: bytes) -> bool:
+    """A plain (not pickled) .npy array of shape (N, H, W) with N > 1."""
+    from .cellpose_seg import _parse_npy_header
+
+    try:
+        header, _ = _parse_npy_header(data)
+    except MaskFormatError:
+        return False
+    shape, descr = header.get("shape"), str(header.get("descr"))
+    return isinstance(shape, tuple) and len(shape) == 3 and shape[0] > 1 and "O" not in descr
+
+
 def detect_format(data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> MaskFormat:
     """Say which mask format some bytes hold, by looking at their content.
 
@@ -67,9 +95,12 @@ def detect_format(data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> MaskFormat
 
     Returns
     -------
-    {'png', 'tiff', 'cellpose', 'imagej', 'coco', 'geojson', 'labelstudio'}
-        ``cellpose`` is a ``.npy`` (``_seg.npy`` or a plain label array); ``imagej`` is
-        a single ``.roi`` or a zip of them; ``geojson`` covers QuPath exports.
+    {'png', 'tiff', 'ome-tiff', 'instances', 'cellpose', 'imagej', 'coco', 'geojson', 'labelstudio'}
+        ``ome-tiff`` is a TIFF carrying OME-XML; ``instances`` is a zip of per-instance
+        PNG/TIFF masks or an ``.npy`` (N, H, W) stack; ``cellpose`` is a ``.npy``
+        (``_seg.npy`` or a plain 2-D label array); ``imagej`` is a single ``.roi`` or a
+        zip of them; ``geojson`` covers QuPath exports. (A TIFF holding a stack of
+        per-instance masks is ``tiff`` or ``ome-tiff``: its reader sees the planes.)
 
     Raises
     ------
@@ -90,9 +121,9 @@ def detect_document(data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> tuple[Ma
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return "png", None
     if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
-        return "tiff", None
+        return ("ome-tiff" if _is_ome(data) else "tiff"), None
     if head.startswith(b"\x93NUMPY"):
-        return "cellpose", None
+        return ("instances" if _is_npy_stack(data) else "cellpose"), None
     if head.startswith(b"Iout"):
         return "imagej", None
     if head.startswith(b"\xff\xd8\xff"):
@@ -121,8 +152,12 @@ def detect_document(data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> tuple[Ma
         others = [n for n in names if not n.lower().endswith(".roi")]
         if not others:  # an empty zip is an empty ROI set, as write_imagej_zip makes it
             return "imagej", None
+        if all(n.lower().endswith(_INSTANCE_SUFFIXES) for n in names):
+            return "instances", None
         raise MaskFormatError(
-            f"The zip archive is not an ImageJ ROI set: it holds {others[:3]}. Folders or zips of mask files are imported by the import_annotations command."
+            f"The zip archive is neither an ImageJ ROI set (.roi files) nor a set of "
+            f"per-instance masks (.png/.tif files): it holds {others[:3]}. Folders or zips "
+            "of mask files for several images are imported by the import_annotations command."
         )
     stripped = data.lstrip(b"\xef\xbb\xbf \t\r\n")
     if stripped[:1] in (b"{", b"["):

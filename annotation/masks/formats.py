@@ -13,14 +13,30 @@ from .cellpose_seg import read_cellpose_seg, write_cellpose_seg
 from .coco import CocoImage, coco_from_document, write_coco
 from .detect import MASK_FORMATS, detect_document
 from .imagej import read_imagej_rois, write_imagej_zip
-from .labels import ImportResult, MaskFormatError, relabel_sequential, validate_label_image
+from .instances import read_instance_npy, read_instance_zip, write_instance_masks
+from .labels import ImportResult, MaskFormatError, PixelSize, validate_label_image
 from .labelstudio import labelstudio_from_document
+from .ometiff import write_ome_tiff
 from .polygons import classes_for
-from .qupath import geojson_from_document, write_qupath_geojson
-from .raster import label_image_warnings, read_label_image, write_label_png, write_label_tiff
+from .qupath import GEOMETRIES, geojson_from_document, write_qupath_geojson
+from .raster import label_image_warnings, write_label_png, write_label_tiff
+from .rasterfiles import read_raster_mask
 from .safety import DEFAULT_LIMITS, Limits
 
-__all__ = ["WRITE_FORMATS", "FormatInfo", "FORMAT_INFO", "read_mask", "write_mask"]
+__all__ = [
+    "CROWD_MODES",
+    "GEOMETRIES",
+    "WRITE_FORMATS",
+    "FormatInfo",
+    "FORMAT_INFO",
+    "read_mask",
+    "write_mask",
+]
+
+#: How COCO ``iscrowd=1`` annotations are read (see :mod:`annotation.masks.coco`).
+CROWD_MODES: tuple[str, ...] = ("skip", "instances")
+#: Formats in which ``invert`` means something (binary raster masks).
+_POLARITY_FORMATS = frozenset({"png", "tiff", "ome-tiff", "instances"})
 
 
 @dataclass(frozen=True)
@@ -35,6 +51,8 @@ class FormatInfo:
 FORMAT_INFO: dict[str, FormatInfo] = {
     "png": FormatInfo("image/png", ".png"),
     "tiff": FormatInfo("image/tiff", ".tif"),
+    "ome-tiff": FormatInfo("image/tiff", ".ome.tif"),
+    "instances": FormatInfo("application/zip", "_instances.zip"),
     "cellpose": FormatInfo("application/octet-stream", "_seg.npy"),
     "imagej": FormatInfo("application/zip", "_rois.zip"),
     "coco": FormatInfo("application/json", "_coco.json"),
@@ -81,6 +99,9 @@ def read_mask(
     shape: tuple[int, int] | None = None,
     image_name: str | None = None,
     limits: Limits = DEFAULT_LIMITS,
+    invert: bool | None = None,
+    geometry: str = "cell",
+    crowd: str = "skip",
 ) -> ImportResult:
     """Read a mask file of any supported format into a canonical label image.
 
@@ -100,17 +121,36 @@ def read_mask(
         or its basename).
     limits : Limits, optional
         Size caps.
+    invert : bool or None, optional
+        Polarity of binary raster masks (PNG, TIFF, OME-TIFF, per-instance masks): True
+        swaps cells and background, False keeps the foreground unchecked, None (default)
+        refuses a mask that looks inverted. See :mod:`annotation.masks.binary`.
+    geometry : {'cell', 'nucleus'}, optional
+        Which outline of a QuPath cell object to import (GeoJSON ``nucleusGeometry``).
+    crowd : {'skip', 'instances'}, optional
+        COCO ``iscrowd=1`` annotations: skipped (default, as COCO means them), or one
+        instance each (older CVAT/datumaro exports write every mask so).
+
+    Options that do not concern the detected format are ignored with a warning.
 
     Returns
     -------
     ImportResult
-        ``labels`` uint16/uint32 (H, W) with ids 1..N, classes, warnings, skipped.
+        ``labels`` uint16/uint32 (H, W) with ids 1..N, classes, warnings, skipped, and
+        ``pixel_size`` when the file records one.
 
     Raises
     ------
     MaskFormatError
-        Unknown or contradicted format, any reader's refusal, or a shape mismatch.
+        Unknown or contradicted format, an unknown option value, any reader's refusal,
+        or a shape mismatch.
     """
+    if invert not in (None, True, False):
+        raise MaskFormatError(f"invert must be true, false or null, got {invert!r}.")
+    if geometry not in GEOMETRIES:
+        raise MaskFormatError(f"geometry must be one of {GEOMETRIES}, got {geometry!r}.")
+    if crowd not in CROWD_MODES:
+        raise MaskFormatError(f"crowd must be one of {CROWD_MODES}, got {crowd!r}.")
     detected, doc = detect_document(data, limits=limits)
     if format != "auto":
         if format not in MASK_FORMATS:
@@ -119,9 +159,13 @@ def read_mask(
             )
         if format != detected:
             raise MaskFormatError(f"The file content is {detected}, not {format}.")
-    if detected in ("png", "tiff"):
-        raw = read_label_image(data, max_pixels=limits.max_pixels)
-        result = ImportResult(labels=relabel_sequential(raw), warnings=label_image_warnings(raw))
+    if detected in ("png", "tiff", "ome-tiff"):
+        result = read_raster_mask(data, shape=shape, invert=invert, limits=limits)
+    elif detected == "instances":
+        if data[:2] == b"PK":
+            result = read_instance_zip(data, shape=shape, invert=invert, limits=limits)
+        else:
+            result = read_instance_npy(data, invert=invert, limits=limits)
     elif detected == "cellpose":
         result = read_cellpose_seg(data, shape=shape, limits=limits)
         extra = label_image_warnings(result.labels)
@@ -130,12 +174,15 @@ def read_mask(
     elif detected == "imagej":
         result = read_imagej_rois(data, shape=shape, limits=limits)
     elif detected == "geojson":
-        result = geojson_from_document(doc, shape=shape, limits=limits)
+        result = geojson_from_document(doc, shape=shape, limits=limits, geometry=geometry)
     elif detected == "coco":
-        result = _pick(coco_from_document(doc, limits=limits), image_name, "COCO")
+        result = _pick(coco_from_document(doc, limits=limits, crowd=crowd), image_name, "COCO")
     else:
         results = labelstudio_from_document(doc, shape=shape, limits=limits)
         result = _pick(results, image_name, "Label Studio")
+    ignored = unused_options(detected, invert=invert, geometry=geometry, crowd=crowd)
+    if ignored:
+        result = replace(result, warnings=tuple(result.warnings) + ignored)
     if shape is not None and result.labels.shape != tuple(shape):
         raise MaskFormatError(
             f"The {detected} mask is {result.labels.shape[0]} x {result.labels.shape[1]} "
@@ -144,12 +191,27 @@ def read_mask(
     return result
 
 
+def unused_options(
+    format: str, *, invert: bool | None = None, geometry: str = "cell", crowd: str = "skip"
+) -> tuple[str, ...]:
+    """Warnings for import options given that do not concern ``format``."""
+    out = []
+    if invert is not None and format not in _POLARITY_FORMATS:
+        out.append(f"invert={str(invert).lower()} was ignored: a {format} file has no polarity.")
+    if geometry != "cell" and format != "geojson":
+        out.append(f"geometry={geometry} was ignored: it applies to QuPath GeoJSON only.")
+    if crowd != "skip" and format != "coco":
+        out.append(f"crowd={crowd} was ignored: it applies to COCO files only.")
+    return tuple(out)
+
+
 def write_mask(
     labels: np.ndarray,
     *,
     format: str,
     classes: Mapping[int, str] | None = None,
     image_name: str = "image.tif",
+    pixel_size: PixelSize | None = None,
 ) -> bytes:
     """Write a label image in one of ``WRITE_FORMATS``.
 
@@ -158,12 +220,15 @@ def write_mask(
     labels : ndarray of int, shape (H, W)
         Instance label image (ids need not be contiguous).
     format : str
-        One of ``WRITE_FORMATS``: png, tiff, cellpose, imagej, coco, geojson.
+        One of ``WRITE_FORMATS``: png, tiff, ome-tiff, instances (zip of one 0/255 PNG
+        per instance), cellpose, imagej, coco, geojson.
     classes : dict of int to str, optional
         Class per instance id (COCO categories, ImageJ ``class`` property, QuPath
         classification; ignored by png, tiff and cellpose).
     image_name : str, optional
         Image file name recorded by COCO and Cellpose.
+    pixel_size : PixelSize, optional
+        Physical pixel size, written into OME-TIFF (ignored by the other formats).
 
     Returns
     -------
@@ -177,6 +242,10 @@ def write_mask(
         return write_label_png(labels)
     if format == "tiff":
         return write_label_tiff(labels)
+    if format == "ome-tiff":
+        return write_ome_tiff(labels, pixel_size=pixel_size)
+    if format == "instances":
+        return write_instance_masks(labels)
     if format == "cellpose":
         return write_cellpose_seg(labels, filename=image_name)
     if format == "imagej":

@@ -26,7 +26,7 @@ import numpy as np
 from .labels import ImportResult, MaskFormatError, validate_label_image
 from .polygons import geometry_rings, label_image_to_polygons
 from .rasterize import Shape, rasterize_shapes
-from .safety import DEFAULT_LIMITS, Limits, check_points, read_zip_members
+from .safety import DEFAULT_LIMITS, Limits, SafeZip, check_points
 
 __all__ = ["read_imagej_rois", "write_imagej_zip"]
 
@@ -136,32 +136,38 @@ def read_imagej_rois(
     Raises
     ------
     MaskFormatError
-        Unsafe or oversized zip (see :func:`~annotation.masks.safety.read_zip_members`),
+        Unsafe or oversized zip (see :class:`~annotation.masks.safety.SafeZip`),
         a member that is not an ImageJ ROI, unparsable ROIs, NaN coordinates, caps.
     """
     data = bytes(data)
     skipped: list[tuple[str, str]] = []
-    if data.startswith(_ROI_MAGIC):
-        members = [("roi", data)]
-    else:
-        members, junk = read_zip_members(data, limits=limits)
-        skipped.extend(junk)
-        if len(members) > limits.max_shapes:
-            raise MaskFormatError(
-                f"The zip holds {len(members):,} ROIs; at most {limits.max_shapes:,} are accepted."
-            )
     shapes: list[Shape] = []
     planes: set[tuple[int, int, int, int]] = set()
-    for member, content in members:
+
+    def add(member: str, content: bytes, several: bool) -> None:
         roi = _parse_roi(content, member)
         stem = member[:-4] if member.lower().endswith(".roi") else member
-        name = stem if len(members) > 1 or not roi.name else roi.name
+        name = stem if several or not roi.name else roi.name
         shape_, reason = _roi_to_shape(roi, name, limits)
         if shape_ is None:
             skipped.append((f"ImageJ ROI {name!r}", reason or "not an area ROI"))
         else:
             shapes.append(shape_)
             planes.add((roi.position, roi.c_position, roi.z_position, roi.t_position))
+
+    if data.startswith(_ROI_MAGIC):
+        add("roi", data, False)
+    else:
+        # Checked from the central directory first, then inflated one ROI at a time.
+        with SafeZip(data, limits=limits) as zf:
+            skipped.extend(zf.skipped)
+            if len(zf.names) > limits.max_shapes:
+                raise MaskFormatError(
+                    f"The zip holds {len(zf.names):,} ROIs; at most {limits.max_shapes:,} "
+                    "are accepted."
+                )
+            for member, content in zf.members():
+                add(member, content, len(zf.names) > 1)
     warnings = []
     if len(planes) > 1:
         warnings.append(

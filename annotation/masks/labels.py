@@ -16,6 +16,7 @@ __all__ = [
     "MAX_LABEL",
     "ImportResult",
     "MaskFormatError",
+    "PixelSize",
     "instance_ids",
     "relabel_sequential",
     "to_canonical_dtype",
@@ -28,6 +29,34 @@ MAX_LABEL = int(np.iinfo(np.uint32).max)
 
 class MaskFormatError(ValueError):
     """A mask file or array is malformed, unsafe, unsupported or over a size cap."""
+
+
+@dataclass(frozen=True)
+class PixelSize:
+    """Physical size of one pixel, in micrometres.
+
+    Attributes
+    ----------
+    y, x : float
+        Pixel height and width in µm (OME ``PhysicalSizeY`` / ``PhysicalSizeX``).
+    """
+
+    y: float
+    x: float
+
+    def __post_init__(self):
+        for axis, value in (("y", self.y), ("x", self.x)):
+            if not (isinstance(value, int | float) and np.isfinite(value) and value > 0):
+                raise MaskFormatError(f"pixel size {axis} must be a positive number, got {value!r}.")
+
+    @property
+    def area_um2(self) -> float:
+        """Area of one pixel in µm²: multiply a pixel count by it for an area in µm²."""
+        return float(self.y) * float(self.x)
+
+    def as_dict(self) -> dict[str, float | str]:
+        """JSON form: ``{"y": .., "x": .., "unit": "µm"}``."""
+        return {"y": float(self.y), "x": float(self.x), "unit": "µm"}
 
 
 @dataclass(frozen=True)
@@ -45,12 +74,15 @@ class ImportResult:
         the image border, empty shapes dropped, ...), each naming the ids involved.
     skipped : tuple of (str, str)
         Objects that were not imported, as (name, reason): points, lines, ...
+    pixel_size : PixelSize or None
+        Physical pixel size when the file records one (OME-TIFF, calibrated TIFF).
     """
 
     labels: np.ndarray
     classes: Mapping[int, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     skipped: tuple[tuple[str, str], ...] = ()
+    pixel_size: PixelSize | None = None
 
     @property
     def n_instances(self) -> int:

@@ -10,6 +10,12 @@ class from ``classification.name`` or ``classification.names`` (derived classes 
 with ``": "`` as QuPath displays them). Coordinates are pixels in the corner convention
 of :mod:`annotation.masks.polygons`; a non-standard ``isEllipse`` key is ignored (the
 polygon vertices are used). Overlaps follow the rule in :mod:`annotation.masks.rasterize`.
+
+QuPath *cell* objects carry two outlines: the cell boundary in ``geometry`` and the
+nucleus in ``nucleusGeometry`` (a Feature member beside ``geometry``). ``geometry="cell"``
+(the default) imports the cell boundaries, ``geometry="nucleus"`` the nuclei (objects
+without a nucleus are then skipped with a reason); the result says which was used
+whenever a file holds nuclei.
 """
 
 from __future__ import annotations
@@ -25,7 +31,10 @@ from .polygons import geometry_rings, label_image_to_polygons
 from .rasterize import Shape, rasterize_shapes
 from .safety import DEFAULT_LIMITS, Limits, check_points, load_json
 
-__all__ = ["read_qupath_geojson", "write_qupath_geojson"]
+__all__ = ["GEOMETRIES", "read_qupath_geojson", "write_qupath_geojson"]
+
+#: Which outline of a QuPath cell object to import.
+GEOMETRIES: tuple[str, ...] = ("cell", "nucleus")
 
 _AREA_TYPES = {"Polygon", "MultiPolygon"}
 _NON_AREA_TYPES = {"Point", "MultiPoint", "LineString", "MultiLineString"}
@@ -85,8 +94,8 @@ def _geometry_parts(
     return [_polygon_part(poly, where, limits) for poly in coords], []
 
 
-def _features(doc: Any) -> list[tuple[Any, Mapping[str, Any]]]:
-    """(geometry, properties) pairs from any accepted top-level layout."""
+def _features(doc: Any) -> list[tuple[Any, Mapping[str, Any], Any]]:
+    """(geometry, properties, nucleus geometry or None) from any accepted top-level layout."""
     if isinstance(doc, list):
         items = doc
     elif isinstance(doc, dict) and doc.get("type") == "FeatureCollection":
@@ -101,7 +110,7 @@ def _features(doc: Any) -> list[tuple[Any, Mapping[str, Any]]]:
         and "coordinates" in doc
         or (isinstance(doc, dict) and doc.get("type") == "GeometryCollection")
     ):
-        return [(doc, {})]
+        return [(doc, {}, None)]
     elif isinstance(doc, dict) and "type" in doc:
         raise MaskFormatError(f"Unknown GeoJSON type {doc.get('type')!r}.")
     else:
@@ -114,14 +123,18 @@ def _features(doc: Any) -> list[tuple[Any, Mapping[str, Any]]]:
             props = item.get("properties") or {}
             if not isinstance(props, dict):
                 raise MaskFormatError(f"GeoJSON feature {n}: 'properties' must be an object.")
-            out.append((item.get("geometry"), props))
+            out.append((item.get("geometry"), props, item.get("nucleusGeometry")))
         else:
-            out.append((item, {}))  # a bare geometry inside a list
+            out.append((item, {}, None))  # a bare geometry inside a list
     return out
 
 
 def read_qupath_geojson(
-    data: bytes, *, shape: tuple[int, int] | None, limits: Limits = DEFAULT_LIMITS
+    data: bytes,
+    *,
+    shape: tuple[int, int] | None,
+    limits: Limits = DEFAULT_LIMITS,
+    geometry: str = "cell",
 ) -> ImportResult:
     """Read QuPath (or any) GeoJSON objects into a label image.
 
@@ -133,6 +146,8 @@ def read_qupath_geojson(
         ``(H, W)`` of the image; None uses the extent of the objects, with a warning.
     limits : Limits, optional
         File size, shape, point and pixel caps.
+    geometry : {'cell', 'nucleus'}, optional
+        For QuPath cell objects: import the cell boundary or the ``nucleusGeometry``.
 
     Returns
     -------
@@ -145,27 +160,46 @@ def read_qupath_geojson(
     ------
     MaskFormatError
         Not GeoJSON, an unknown geometry type, malformed coordinates (NaN, too many
-        points), or anything over ``limits``.
+        points), ``geometry="nucleus"`` for a file without any nucleus, or anything
+        over ``limits``.
     """
     doc = load_json(data, what="GeoJSON", limits=limits)
-    return geojson_from_document(doc, shape=shape, limits=limits)
+    return geojson_from_document(doc, shape=shape, limits=limits, geometry=geometry)
 
 
 def geojson_from_document(
-    doc: Any, *, shape: tuple[int, int] | None, limits: Limits = DEFAULT_LIMITS
+    doc: Any,
+    *,
+    shape: tuple[int, int] | None,
+    limits: Limits = DEFAULT_LIMITS,
+    geometry: str = "cell",
 ) -> ImportResult:
     """:func:`read_qupath_geojson` on an already parsed JSON document."""
+    if geometry not in GEOMETRIES:
+        raise MaskFormatError(f"geometry must be one of {GEOMETRIES}, got {geometry!r}.")
     features = _features(doc)
+    n_nuclei = sum(1 for _, _, nucleus in features if nucleus is not None)
+    if geometry == "nucleus" and n_nuclei == 0:
+        raise MaskFormatError(
+            "geometry=nucleus was asked, but no object in the GeoJSON has a "
+            "nucleusGeometry (QuPath writes one for cell objects only); import with "
+            "geometry=cell."
+        )
     if len(features) > limits.max_shapes:
         raise MaskFormatError(
             f"The GeoJSON has {len(features):,} features; at most {limits.max_shapes:,} are accepted."
         )
     shapes: list[Shape] = []
     skipped: list[tuple[str, str]] = []
-    for n, (geom, props) in enumerate(features):
+    for n, (geom, props, nucleus) in enumerate(features):
         kind = props.get("objectType", props.get("object_type", "object"))
         label = props.get("name")
         where = f"GeoJSON feature {n} ({kind}{', ' + repr(label) if label else ''})"
+        if geometry == "nucleus":
+            if nucleus is None:
+                skipped.append((where, "no nucleusGeometry (geometry=nucleus was asked)"))
+                continue
+            geom, where = nucleus, f"{where} nucleus"
         if geom is None:
             skipped.append((where, "feature without geometry"))
             continue
@@ -176,7 +210,15 @@ def geojson_from_document(
         if others:
             skipped.append((where, f"non-area members ({', '.join(others)}) of a collection"))
         shapes.append(Shape(name=where, parts=tuple(parts), class_name=_class_name(props)))
-    return rasterize_shapes(shapes, shape=shape, limits=limits, skipped=skipped)
+    notes = []
+    if n_nuclei:
+        notes.append(
+            f"imported the nucleus outlines (geometry=nucleus) of {n_nuclei} QuPath cells."
+            if geometry == "nucleus"
+            else f"imported the cell outlines (geometry=cell); {n_nuclei} QuPath cells also "
+            "carry a nucleusGeometry, imported with geometry=nucleus."
+        )
+    return rasterize_shapes(shapes, shape=shape, limits=limits, warnings=notes, skipped=skipped)
 
 
 def _ring_list(ring: np.ndarray) -> list[list[float]]:

@@ -6,14 +6,20 @@ import io
 
 import numpy as np
 
-from annotation.imagefiles import ImageFileError, read_image
+from annotation.imagefiles import DEFAULT_MAX_BYTES, ImageFileError, probe_image, read_image
 
 from .labels import MaskFormatError, to_canonical_dtype, validate_label_image
 
 __all__ = ["label_image_warnings", "read_label_image", "write_label_png", "write_label_tiff"]
 
 
-def read_label_image(data: bytes, *, max_pixels: int) -> np.ndarray:
+def read_label_image(
+    data: bytes,
+    *,
+    max_pixels: int,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    shape: tuple[int, int] | None = None,
+) -> np.ndarray:
     """Decode a PNG or TIFF label image, checking its header before decoding.
 
     Parameters
@@ -24,6 +30,11 @@ def read_label_image(data: bytes, *, max_pixels: int) -> np.ndarray:
         tifffile reads).
     max_pixels : int
         Largest accepted width x height.
+    max_bytes : int, optional
+        Largest accepted decoded size in bytes.
+    shape : (int, int), optional
+        ``(H, W)`` of the image the mask belongs to: a header of another size is
+        refused before anything is decoded.
 
     Returns
     -------
@@ -38,9 +49,25 @@ def read_label_image(data: bytes, *, max_pixels: int) -> np.ndarray:
         refuses (empty, unsupported content, truncated, too many pixels).
     """
     try:
-        arr, info = read_image(data, max_pixels=max_pixels, keep_palette_indices=True)
+        # Header first: what a label image cannot be is refused before decoding.
+        info = probe_image(data, max_pixels=max_pixels, max_bytes=max_bytes)
+        _check_label_header(info)
+        arr, info = read_image(
+            data, max_pixels=max_pixels, max_bytes=max_bytes, plane_shape=shape,
+            keep_palette_indices=True,
+        )
     except ImageFileError as exc:
         raise MaskFormatError(str(exc)) from exc
+    if arr.ndim != 2:
+        raise MaskFormatError(
+            f"The label {info.format.upper()} has {info.channels} channels (shape {arr.shape}); "
+            "a label image has one grey channel holding instance ids, not colours."
+        )
+    validate_label_image(arr, name=f"label {info.format.upper()}")
+    return to_canonical_dtype(arr)
+
+
+def _check_label_header(info) -> None:
     if info.format == "jpeg":
         raise MaskFormatError(
             "A JPEG cannot be a label image: lossy compression changes the instance ids. "
@@ -51,13 +78,11 @@ def read_label_image(data: bytes, *, max_pixels: int) -> np.ndarray:
             f"The label {info.format.upper()} has {info.pages} planes; a label image is one "
             f"2-D plane (H, W)."
         )
-    if arr.ndim != 2:
+    if info.channels > 1 and not info.palette:
         raise MaskFormatError(
-            f"The label {info.format.upper()} has {info.channels} channels (shape {arr.shape}); "
+            f"The label {info.format.upper()} has {info.channels} channels (shape {info.shape}); "
             "a label image has one grey channel holding instance ids, not colours."
         )
-    validate_label_image(arr, name=f"label {info.format.upper()}")
-    return to_canonical_dtype(arr)
 
 
 def label_image_warnings(labels: np.ndarray) -> tuple[str, ...]:

@@ -10,6 +10,16 @@ keeps the shared pixels** (a small cell drawn over a large one stays whole); bet
 equal areas the one later in the file wins. Every overlap is reported as a warning
 naming both instances and the pixel count; an instance that loses all its pixels is
 dropped with a warning.
+
+Overlap losers left in pieces
+-----------------------------
+An instance drawn as one connected region that loses pixels to overlapping ones may be
+left as several disconnected slivers (a ROI keeping 21 of its 346 pixels in 7 pieces).
+Such an instance keeps only its largest remaining piece (8-connected) when that piece
+holds at least ``min_piece_share`` (default 10 %) of the pixels it was drawn with; the
+other pieces become background. When even the largest piece is smaller, the instance is
+dropped. Both cases are reported. Instances drawn in several parts (MultiPolygon,
+composite ROIs) are left as they are.
 """
 
 from __future__ import annotations
@@ -27,6 +37,9 @@ __all__ = ["Shape", "rasterize_rings", "rasterize_shapes", "shapes_extent"]
 
 #: Most row crossings a single shape may generate while being rasterised.
 _MAX_CROSSINGS = 50_000_000
+#: Share of its drawn pixels a fragmented overlap loser's largest piece must keep.
+MIN_PIECE_SHARE = 0.1
+_EIGHT = np.ones((3, 3), dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -226,6 +239,7 @@ def rasterize_shapes(
     limits: Limits = DEFAULT_LIMITS,
     warnings: Sequence[str] = (),
     skipped: Sequence[tuple[str, str]] = (),
+    min_piece_share: float = MIN_PIECE_SHARE,
 ) -> ImportResult:
     """Paint instances into one label image by the overlap rule.
 
@@ -241,6 +255,9 @@ def rasterize_shapes(
         ``max_pixels``, ``max_shapes`` and ``max_total_points`` apply.
     warnings, skipped : sequence, optional
         Reader findings to carry into the result.
+    min_piece_share : float, optional
+        For an overlap loser left in pieces: the share of its drawn pixels its largest
+        piece must hold to be kept (module docstring); 0 keeps every largest piece.
 
     Returns
     -------
@@ -298,9 +315,18 @@ def rasterize_shapes(
         lw = shapes[rasters[winner][0]].name
         notes.append(f"{la} and {lb} overlap by {n} pixels; {lw} (smaller or later) keeps them.")
     counts = np.bincount(canvas.ravel(), minlength=len(rasters) + 1)
+    trimmed_away: set[int] = set()
+    for k in np.flatnonzero((counts[1:] > 0) & (counts[1:] < areas)).tolist():
+        name = shapes[rasters[k][0]].name
+        note = _trim_fragments(canvas, k, rasters[k], int(areas[k]), name, min_piece_share)
+        if note:
+            notes.append(note)
+            counts[k + 1] = int(np.count_nonzero(_crop(canvas, rasters[k]) == k + 1))
+            if counts[k + 1] == 0:
+                trimmed_away.add(k)
     present = set((np.flatnonzero(counts[1:])).tolist())
     for k in range(len(rasters)):
-        if k not in present:
+        if k not in present and k not in trimmed_away:
             notes.append(
                 f"{shapes[rasters[k][0]].name} lost all its pixels to overlapping instances; dropped."
             )
@@ -320,6 +346,47 @@ def rasterize_shapes(
         warnings=tuple(notes),
         skipped=tuple(skipped),
     )
+
+
+def _crop(canvas: np.ndarray, raster: tuple[int, tuple[int, int], np.ndarray]) -> np.ndarray:
+    _, (r0, c0), m = raster
+    return canvas[r0 : r0 + m.shape[0], c0 : c0 + m.shape[1]]
+
+
+def _trim_fragments(
+    canvas: np.ndarray,
+    k: int,
+    raster: tuple[int, tuple[int, int], np.ndarray],
+    area: int,
+    name: str,
+    min_piece_share: float,
+) -> str | None:
+    """Keep the largest piece of overlap loser ``k`` (canvas value k + 1), in place."""
+    from scipy import ndimage
+
+    drawn = raster[2]
+    view = _crop(canvas, raster)
+    kept = view == k + 1
+    pieces, n = ndimage.label(kept, structure=_EIGHT)
+    if n < 2 or ndimage.label(drawn, structure=_EIGHT)[1] > 1:
+        return None
+    sizes = np.bincount(pieces.ravel())[1:]
+    largest = int(np.argmax(sizes)) + 1
+    big, left = int(sizes[largest - 1]), int(sizes.sum())
+    lost = area - left
+    head = (
+        f"{name} lost {lost} of its {area} pixels to overlapping instances and was left in "
+        f"{n} pieces ({left} px)"
+    )
+    if big < min_piece_share * area:
+        view[kept] = 0
+        return (
+            f"{head}; its largest piece ({big} px) is under {min_piece_share:.0%} of the "
+            "pixels it was drawn with, so it was dropped."
+        )
+    view[kept & (pieces != largest)] = 0
+    dropped = f"{n - 1} piece{'s' if n > 2 else ''}"
+    return f"{head}; kept its largest piece ({big} px), dropped {dropped} ({left - big} px)."
 
 
 def _pairwise_overlaps(

@@ -26,7 +26,12 @@ from annotation.services.images import (
 )
 from annotation.services.jobs import job_create, job_fail, job_progress, job_start, job_succeed
 from annotation.services.mask_export import RenderedMask, annotation_mask_render, mask_render
-from annotation.services.mask_formats import ParsedMask, UnknownClasses, annotation_import
+from annotation.services.mask_formats import (
+    ImportOptions,
+    ParsedMask,
+    UnknownClasses,
+    annotation_import,
+)
 from annotation.services.projects import (
     membership_add,
     membership_remove,
@@ -45,6 +50,7 @@ __all__ = [
     "UnknownClasses",
     "UploadedImage",
     "annotation_import",
+    "ImportOptions",
     "annotation_mask_render",
     "annotation_submit",
     "annotation_submit_labels",

@@ -38,7 +38,9 @@ from annotation.models import Annotation, Assignment
 from annotation.services.images import read_upload_capped
 from annotation.services.storage import staged_files
 from config.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
+from guidelines.enums import GuidelineStatus
 from guidelines.selectors import acknowledgement_exists, guideline_published_get
+from guidelines.services.checks import RuleViolationsError, guideline_rules_check
 
 _KEY_LIMIT = 255
 _MAX_TIME_SPENT_S = 7 * 24 * 3600.0
@@ -46,10 +48,17 @@ _MAX_TIME_SPENT_S = 7 * 24 * 3600.0
 
 @dataclass(frozen=True)
 class SubmitResult:
-    """The annotation a submission produced (or, on an idempotent replay, had produced)."""
+    """The annotation a submission produced (or, on an idempotent replay, had produced).
 
-    annotation: Annotation
+    A dry run stores nothing: ``annotation`` is None and ``violations`` holds every rule
+    violation (blocking and warning) of guideline version ``guideline_version``.
+    """
+
+    annotation: Annotation | None
     created: bool
+    violations: tuple = ()
+    dry_run: bool = False
+    guideline_version: int | None = None
 
 
 def _encode(labels: np.ndarray) -> tuple[bytes, str]:
@@ -113,7 +122,11 @@ def annotation_submit(
     if not isinstance(mask_data, bytes | bytearray):
         mask_data = read_upload_capped(mask_data, name=mask_data.name or "mask", field="mask")
     try:
-        labels = read_label_image(mask_data, max_pixels=settings.CELLCURATE_MAX_IMAGE_PIXELS)
+        image = assignment.image
+        labels = read_label_image(
+            mask_data, max_pixels=settings.CELLCURATE_MAX_IMAGE_PIXELS,
+            max_bytes=settings.CELLCURATE_MAX_DECODED_BYTES, shape=(image.height, image.width),
+        )
         upload_format = detect_format(mask_data)
     except MaskFormatError as exc:
         raise InvalidInput(f"mask: {exc}", field="mask") from exc
@@ -135,6 +148,8 @@ def annotation_submit_labels(
     instance_classes: Mapping[int, str] | None = None,
     upload_format: str = "",
     import_report: Mapping | None = None,
+    dry_run: bool = False,
+    made_under=None,
 ) -> SubmitResult:
     """Store a label image (ndarray, shape (H, W), integer >= 0) as the next revision.
 
@@ -146,6 +161,17 @@ def annotation_submit_labels(
     ``idempotency_key`` with the same content and classes returns the first annotation
     (``created=False``). ``upload_format`` and ``import_report`` record where the mask
     came from (see :mod:`annotation.services.mask_formats`).
+
+    The mask is checked against the guideline's rules (:mod:`guidelines.rules`): a
+    blocking violation refuses it (:class:`RuleViolationsError`, HTTP 400 listing the
+    rules and cells); warnings are stored as ``rule_warnings``. ``dry_run=True`` runs
+    every check and returns the violations without storing anything.
+
+    ``made_under`` (a published or retired :class:`~guidelines.models.GuidelineVersion` of
+    the project, older than the current one) records a mask made under that version, and
+    checks it against that version's rules; only imports a manager vouched for pass it
+    (:func:`annotation.services.mask_batch.mask_import_check`), so the acknowledgement of
+    the current version is not required then.
     """
     source = _check_options(
         source=source, time_spent_s=time_spent_s, idempotency_key=idempotency_key,
@@ -177,7 +203,7 @@ def annotation_submit_labels(
     try:
         with staged_files() as staged:
             assignment = Assignment.objects.select_for_update().get(pk=assignment.pk)
-            if idempotency_key is not None:
+            if idempotency_key is not None and not dry_run:
                 replay = _replay(
                     actor=actor, assignment=assignment, key=idempotency_key, sha256=sha256,
                     classes=classes,
@@ -193,7 +219,9 @@ def annotation_submit_labels(
                     "made under a published guideline version",
                     field="guideline", code="guideline_missing",
                 )
-            if not acknowledgement_exists(user=actor, guideline_version=guideline):
+            if made_under is not None:
+                guideline = _check_older_guideline(made_under, current=guideline)
+            elif not acknowledgement_exists(user=actor, guideline_version=guideline):
                 raise InvalidInput(
                     f"acknowledge guideline version {guideline.version} ({guideline.title!r}) "
                     "before submitting",
@@ -204,6 +232,14 @@ def annotation_submit_labels(
                 or 0
             )
             _check_revision(latest, base_revision=base_revision, if_match_revision=if_match_revision)
+            violations = guideline_rules_check(
+                guideline=guideline, labels=labels, image=image, classes=instance_classes
+            )
+            if dry_run:
+                return SubmitResult(annotation=None, created=False, violations=tuple(violations),
+                                    dry_run=True, guideline_version=guideline.version)
+            if any(v.blocking for v in violations):
+                raise RuleViolationsError(violations, guideline=guideline)
             revision = latest + 1
             stored = staged.save(
                 f"projects/{project.pk}/masks/{assignment.pk}/r{revision}-{sha256[:16]}.{ext}",
@@ -218,10 +254,16 @@ def annotation_submit_labels(
                 idempotency_key=idempotency_key or "", created_by=actor,
                 instance_classes=classes, upload_format=upload_format,
                 import_report=dict(import_report or {}),
+                rule_warnings=[v.as_dict() for v in violations],
             )
             assignment.status = AssignmentStatus.SUBMITTED
             assignment.submitted_at = now
             assignment.save(update_fields=["status", "submitted_at", "updated_at"])
+            # QA runs once the image has k submitted annotations and on every revision
+            # after; queued on commit. Imported here: qa builds on annotation, not back.
+            from qa.services.hooks import annotation_submitted
+
+            annotation_submitted(annotation=annotation)
     except IntegrityError:
         # A concurrent request with the same key or the same base revision committed first.
         if idempotency_key is not None:
@@ -236,7 +278,23 @@ def annotation_submit_labels(
             "reload and resubmit against the latest revision",
             field="base_revision",
         ) from None
-    return SubmitResult(annotation=annotation, created=True)
+    return SubmitResult(annotation=annotation, created=True, violations=tuple(violations),
+                        guideline_version=guideline.version)
+
+
+def _check_older_guideline(made_under, *, current):
+    """``made_under`` if it is a non-draft version of ``current``'s project, not newer."""
+    if made_under.project_id != current.project_id or made_under.status == GuidelineStatus.DRAFT:
+        raise InvalidInput(
+            f"guideline version {made_under.version} is not a published version of this "
+            "project", field="guideline_version",
+        )
+    if made_under.version > current.version:
+        raise InvalidInput(
+            f"guideline version {made_under.version} is newer than the current version "
+            f"{current.version}", field="guideline_version",
+        )
+    return made_under
 
 
 def _check_classes(classes: Mapping[int, str] | None, *, ids: np.ndarray, project) -> dict[str, str]:

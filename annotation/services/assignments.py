@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, Q
 from django.utils import timezone
 
 from annotation.access import check_project_role
@@ -147,22 +147,50 @@ def assignments_generate_job(*, actor, project: Project) -> Job:
 
 
 def assignment_next(*, actor, project: Project, now: dt.datetime | None = None) -> Assignment | None:
-    """Lease the annotator's next assignment, or None when nothing is left.
+    """The annotator's task in hand: the one they hold a live lease on, else the next one
+    leased to them now; None when nothing is left.
 
+    An annotator holds at most one lease per project: asking again (a second tab, a
+    double click, a retried request) returns the held task rather than leasing another.
     Expired leases are handed out again. Under concurrency an assignment goes to exactly
-    one request: PostgreSQL locks the row with ``SELECT ... FOR UPDATE SKIP LOCKED``;
-    SQLite, which has no row locks, claims it with a conditional UPDATE (writers are
-    serialised, so only one UPDATE sees the row still claimable).
+    one request and an annotator never ends up with two leases: PostgreSQL serialises one
+    annotator's requests on their membership row and claims with ``SELECT ... FOR UPDATE
+    SKIP LOCKED``; SQLite, which has no row locks, claims with one conditional UPDATE that
+    also requires that no live lease is held (writers are serialised, so only one UPDATE
+    sees the row still claimable).
     """
     check_project_role(user=actor, project=project, roles=[Role.ANNOTATOR])
     now = now or timezone.now()
     lease = now + dt.timedelta(minutes=settings.CELLCURATE_ASSIGNMENT_LEASE_MINUTES)
     claim = {"status": AssignmentStatus.IN_PROGRESS, "lease_expires_at": lease, "started_at": now}
     mine = Assignment.objects.filter(_claimable(now), annotator=actor, image__project=project)
+    held = _held(actor, project, now)
 
-    if _use_row_locks():
-        return _claim_with_row_lock(mine, claim)
-    return _claim_with_conditional_update(mine, claim, now)
+    if connection.features.has_select_for_update:
+        with transaction.atomic():
+            Membership.objects.select_for_update().filter(project=project, user=actor).first()
+            return _held_or_claim(mine, held, claim, now)
+    return _held_or_claim(mine, held, claim, now)
+
+
+def _held_or_claim(mine, held, claim: dict, now: dt.datetime) -> Assignment | None:
+    while True:
+        current = held.order_by("id").first()
+        if current is not None:
+            return current
+        if _use_row_locks():
+            return _claim_with_row_lock(mine, claim)
+        claimed = _claim_with_conditional_update(mine.exclude(Exists(held)), claim, now, held)
+        if claimed is not _LOST_TO_OWN_LEASE:
+            return claimed
+
+
+def _held(actor, project: Project, now: dt.datetime):
+    """The annotator's assignments in this project under a lease that has not run out."""
+    return Assignment.objects.filter(
+        annotator=actor, image__project=project, status=AssignmentStatus.IN_PROGRESS,
+        lease_expires_at__gte=now,
+    )
 
 
 def _use_row_locks() -> bool:
@@ -180,25 +208,44 @@ def _claim_with_row_lock(mine, claim: dict) -> Assignment | None:
         return assignment
 
 
-def _claim_with_conditional_update(mine, claim: dict, now: dt.datetime) -> Assignment | None:
-    # Every lost UPDATE means another request claimed that row, so the loop ends: either
-    # this request wins one or the claimable rows run out.
+_LOST_TO_OWN_LEASE = object()
+
+
+def _claim_with_conditional_update(mine, claim: dict, now: dt.datetime, held):
+    # Every lost UPDATE means another request claimed that row or gave this annotator a
+    # lease, so the loop ends: this request wins one, the claimable rows run out, or a
+    # lease of this annotator appeared (the caller then returns it).
     while True:
         candidates = list(mine.order_by("id").values_list("id", flat=True)[:10])
         if not candidates:
             return None
         for assignment_id in candidates:
             with transaction.atomic():
-                won = Assignment.objects.filter(_claimable(now), pk=assignment_id).update(
-                    **claim, updated_at=now
+                won = (
+                    Assignment.objects.filter(_claimable(now), pk=assignment_id)
+                    .exclude(Exists(held))
+                    .update(**claim, updated_at=now)
                 )
             if won == 1:
                 return Assignment.objects.get(pk=assignment_id)
+            if held.exists():
+                return _LOST_TO_OWN_LEASE
 
 
 @transaction.atomic
-def assignment_skip(*, actor, assignment: Assignment, reason: str = "") -> Assignment:
-    """The assigned annotator declines an assignment (not once submitted)."""
+def assignment_skip(*, actor, assignment: Assignment, reason: str) -> Assignment:
+    """The assigned annotator declines an assignment (not once submitted), saying why.
+
+    The reason is what a QA lead reads to tell a bad image (out of focus, empty, wrong
+    stain) from a guideline gap, so it is required.
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput(
+            "say why you skip this task (for example: out of focus, no cells, guideline "
+            "unclear); the reason is shown to the QA lead",
+            field="reason",
+        )
     assignment = Assignment.objects.select_for_update().select_related("image__project").get(
         pk=assignment.pk
     )

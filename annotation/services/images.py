@@ -38,10 +38,13 @@ class ImageMetadata:
 
 @dataclass(frozen=True)
 class UploadedImage:
-    """An upload's outcome: the image row and whether this call created it."""
+    """One file's outcome: the image row and whether this call created it, or why the file
+    was refused (``image`` is None and ``error`` names the problem)."""
 
-    image: Image
+    image: Image | None
     created: bool
+    name: str = ""
+    error: str | None = None
 
 
 def _check_metadata(metadata: ImageMetadata) -> None:
@@ -79,14 +82,17 @@ def _store_one(
         raise InvalidInput(f"{name}: the file is empty (0 bytes)", field="file")
     sha256 = hashlib.sha256(data).hexdigest()
     if sha256 in seen:
-        return UploadedImage(image=seen[sha256], created=False)
+        return UploadedImage(image=seen[sha256], created=False, name=name)
     existing = Image.objects.filter(project=project, sha256=sha256).first()
     if existing is not None:
-        return UploadedImage(image=existing, created=False)
+        return UploadedImage(image=existing, created=False, name=name)
     try:
         # read_image checks the header (format by content, pixel cap) before decoding, and
         # decoding everything catches truncated or corrupt pixel data at upload time.
-        _, info = read_image(data, max_pixels=settings.CELLCURATE_MAX_IMAGE_PIXELS)
+        _, info = read_image(
+            data, max_pixels=settings.CELLCURATE_MAX_IMAGE_PIXELS,
+            max_bytes=settings.CELLCURATE_MAX_DECODED_BYTES,
+        )
     except ImageFileError as exc:
         raise InvalidInput(f"{name}: {exc}", field="file") from exc
     stored = staged.save(
@@ -105,8 +111,10 @@ def _store_one(
     except IntegrityError:
         # A concurrent upload of the same bytes won the unique (project, sha256) race.
         staged.discard(stored)
-        return UploadedImage(image=Image.objects.get(project=project, sha256=sha256), created=False)
-    return UploadedImage(image=image, created=True)
+        return UploadedImage(
+            image=Image.objects.get(project=project, sha256=sha256), created=False, name=name
+        )
+    return UploadedImage(image=image, created=True, name=name)
 
 
 def image_upload(
@@ -122,9 +130,12 @@ def image_upload(
 def images_upload_many(
     *, actor, project: Project, uploads: Sequence[File], metadata: ImageMetadata | None = None
 ) -> list[UploadedImage]:
-    """Upload several images all-or-nothing: one bad file refuses the batch, naming the file.
+    """Upload several images, keeping every good file and reporting each refused one.
 
-    Managers only. ``metadata`` applies to every file of the batch.
+    Managers only. ``metadata`` applies to every file of the batch (bad metadata refuses
+    the batch). Returns one :class:`UploadedImage` per upload, in order; a refused file has
+    ``image=None`` and its ``error`` and leaves no row or stored file. When every file is
+    refused, raises :class:`InvalidInput` on ``file`` naming each of them.
     """
     check_project_role(user=actor, project=project, roles=UPLOAD_ROLES)
     metadata = metadata or ImageMetadata()
@@ -135,10 +146,17 @@ def images_upload_many(
     seen: dict[str, Image] = {}
     with staged_files() as staged:
         for upload in uploads:
-            result = _store_one(
-                staged=staged, actor=actor, project=project, upload=upload, metadata=metadata,
-                seen=seen,
-            )
+            try:
+                result = _store_one(
+                    staged=staged, actor=actor, project=project, upload=upload,
+                    metadata=metadata, seen=seen,
+                )
+            except InvalidInput as exc:
+                name = getattr(upload, "name", None) or "upload"
+                results.append(UploadedImage(image=None, created=False, name=name, error=exc.message))
+                continue
             seen[result.image.sha256] = result.image
             results.append(result)
+        if all(r.image is None for r in results):
+            raise InvalidInput("; ".join(r.error for r in results), field="file")
     return results

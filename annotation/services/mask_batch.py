@@ -8,7 +8,18 @@ tools add (``_cp_masks``, ``_seg``, ``_masks``, ``_mask``, ``_labels``, ``_label
 ignoring case. A file whose stem is the sha256 of an image's bytes matches that image
 too. COCO and Label Studio files describe several images: each entry is matched by
 its own ``file_name``. A file with the same bytes as a project image *is* that image
-(a folder of images and masks side by side) and is skipped.
+(a folder of images and masks side by side) and is skipped. Fiji's ROI Manager default
+``RoiSet.zip`` is understood as ``<image>_RoiSet.zip``, and a file with a generic name
+(``RoiSet.zip``, ``masks.tif``, ``labels.png``...) inside a folder named after an image
+belongs to that image.
+
+Per-image folders. A folder that holds only ``.roi`` files (how CryoNuSeg ships its
+annotations), or only PNG/TIFF files (one binary mask per instance: the DSB 2018
+``<id>/masks/*.png`` layout, Kaggle sets, Label Studio's brush export), is read as one
+mask when the folder is named after an image (``<image>/``, ``<image>_masks/``, or
+``<image>/masks/``, ``<image>/rois/``) and none of its files is named after an image
+itself: the ROIs form one ROI set, the binary masks one label image (overlaps reported
+as for polygons). See :func:`annotation.services.mask_folders.mask_sources_group`.
 
 Each matched mask is imported in its own transaction as a new annotation of the
 annotator's assignment for that image (created when missing), ``source='imported'``,
@@ -24,7 +35,7 @@ import hashlib
 import posixpath
 import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from django.conf import settings
@@ -33,11 +44,13 @@ from django.db.models import Max
 
 from annotation.access import project_role_get
 from annotation.enums import AnnotationSource, AssignmentStatus, Role
-from annotation.masks import MaskFormatError, detect_format, read_zip_members
+from annotation.masks import MaskFormatError, detect_format
+from annotation.masks.safety import SafeZip
 from annotation.models import Annotation, Assignment, Image, Project
 from annotation.services.mask_export import image_file_stem
 from annotation.services.mask_formats import (
     MULTI_IMAGE_FORMATS,
+    ImportOptions,
     ParsedMask,
     mask_entries_read,
     mask_limits,
@@ -47,6 +60,7 @@ from config.errors import DomainError, InvalidInput
 from guidelines.selectors import acknowledgement_exists, guideline_published_get
 
 from .annotations import annotation_submit_labels
+from .import_guideline import with_guideline_note
 
 __all__ = [
     "BatchReport",
@@ -62,9 +76,16 @@ __all__ = [
 
 #: Suffixes that mask-writing tools append to the image stem (longest first).
 MASK_SUFFIXES = (
-    "_cp_masks", "_annotations", "_labels", "_masks", "_label", "_rois", "_coco", "_mask",
-    "_seg", "_roi",
+    "_annotations", "_instances", "_cp_masks", "_roiset", "_labels", "_masks", "_label",
+    "_rois", "_coco", "_mask", "_seg", "_roi",
 )
+#: File stems that name no image: such a file belongs to the image its folder is named after.
+GENERIC_STEMS = frozenset({
+    "roiset", "rois", "roi", "masks", "mask", "labels", "label", "instances", "annotations",
+    "cp_masks", "seg", "coco",
+})
+#: Sub-folder names under an image's folder that hold its per-instance masks or ROIs.
+INSTANCE_FOLDERS = frozenset({"masks", "mask", "rois", "roi", "instances", "labels"})
 _DOUBLE_EXTENSIONS = (".roi.zip", ".ome.tiff", ".ome.tif", ".seg.npy")
 _SKIP_NAMES = (".DS_Store", "Thumbs.db", "desktop.ini")
 
@@ -73,10 +94,15 @@ IMPORTED, SKIPPED, FAILED, WOULD_IMPORT = "imported", "skipped", "failed", "woul
 
 @dataclass(frozen=True)
 class MaskSource:
-    """One file of the batch: its name (relative to the folder or zip) and how to read it."""
+    """One file of the batch: its name (relative to the folder or zip) and how to read it.
+
+    ``match_name`` (default: ``name``) is what is matched to an image: for a per-image
+    folder read as one mask, the folder.
+    """
 
     name: str
     read: Callable[[], bytes]
+    match_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -152,7 +178,25 @@ class ImageIndex:
     by_sha256: dict[str, Image]
 
     def match(self, name: str) -> list[Image]:
-        """Images a mask file name points to (empty: none; several: ambiguous)."""
+        """Images a mask file name points to (empty: none; several: ambiguous).
+
+        A generic file name (``RoiSet.zip``, ``masks.tif``, :data:`GENERIC_STEMS`) is
+        matched by the folder it lies in (skipping a ``masks/``-like sub-folder).
+        """
+        found = self.match_exact(name)
+        if found:
+            return found
+        name = name.replace("\\", "/")
+        parts = [p for p in name.split("/") if p]
+        if len(parts) >= 2 and mask_name_stems(parts[-1])[0].casefold() in GENERIC_STEMS:
+            folders = parts[:-1]
+            if len(folders) >= 2 and folders[-1].casefold() in INSTANCE_FOLDERS:
+                folders = folders[:-1]
+            return self.match_exact(folders[-1])
+        return []
+
+    def match_exact(self, name: str) -> list[Image]:
+        """Images a file name points to by its own stems only (no folder fallback)."""
         for stem in mask_name_stems(name):
             if stem.lower() in self.by_sha256:
                 return [self.by_sha256[stem.lower()]]
@@ -176,11 +220,13 @@ def image_index_build(*, project: Project) -> ImageIndex:
     return ImageIndex(by_stem=by_stem, by_folded=by_folded, by_sha256=by_sha256)
 
 
-def mask_import_check(*, project: Project, annotator) -> None:
+def mask_import_check(*, project: Project, annotator, made_under=None) -> None:
     """Preconditions of a batch import (checked once, before any file is read).
 
     The annotator is an active member with the annotator role, and has acknowledged
-    the project's current published guideline version.
+    the project's current published guideline version, unless the masks are imported
+    under an older version a manager vouched for (``made_under``, from
+    :func:`annotation.services.import_guideline.import_guideline_get`).
     """
     if project_role_get(user=annotator, project=project) != Role.ANNOTATOR:
         raise InvalidInput(
@@ -193,7 +239,7 @@ def mask_import_check(*, project: Project, annotator) -> None:
             f"project {project.slug!r} has no published guideline; annotations are made "
             "under a published guideline version", field="guideline",
         )
-    if not acknowledgement_exists(user=annotator, guideline_version=guideline):
+    if made_under is None and not acknowledgement_exists(user=annotator, guideline_version=guideline):
         raise InvalidInput(
             f"{annotator.username!r} has not acknowledged guideline version {guideline.version} "
             f"({guideline.title!r}) of project {project.slug!r}; imported masks are submitted "
@@ -212,9 +258,10 @@ def _is_junk(name: str) -> bool:
 def mask_sources(path: Path) -> tuple[list[MaskSource], list[FileOutcome]]:
     """The files of a folder (recursively) or a zip, in name order, and those left out.
 
-    Zips are read with :func:`annotation.masks.read_zip_members` (entry-count and size
-    caps; absolute paths, ``..``, backslashes and links refused: the whole archive is
-    refused with :class:`~config.errors.InvalidInput`). In a folder, symbolic links,
+    Zips are read with :class:`annotation.masks.safety.SafeZip` (entry-count, size and
+    ratio caps checked before inflating, then one member at a time; absolute paths,
+    ``..``, backslashes and links refused: the whole archive is refused with
+    :class:`~config.errors.InvalidInput`). In a folder, symbolic links,
     hidden files and files over the byte cap are left out with a reason.
     """
     limit = settings.CELLCURATE_MAX_IMAGE_BYTES
@@ -236,14 +283,15 @@ def mask_sources(path: Path) -> tuple[list[MaskSource], list[FileOutcome]]:
         if path.stat().st_size > limit:
             raise InvalidInput(f"{path.name}: over the {limit:,}-byte limit", field="path")
         try:
-            # Entries left out here are folders and OS litter (__MACOSX/, .DS_Store) only:
-            # unsafe entries refuse the whole archive.
-            members, _ = read_zip_members(path.read_bytes(), limits=mask_limits())
+            # Checked from the central directory (count, names, sizes, ratio) without
+            # inflating anything; each member is inflated only when its turn comes, under
+            # one running byte budget. Unsafe entries refuse the whole archive.
+            archive = SafeZip(path, limits=mask_limits())
         except MaskFormatError as exc:
             raise InvalidInput(f"{path.name}: {exc}", field="path") from exc
         sources = [
-            MaskSource(name, (lambda content=content: content))
-            for name, content in sorted(members)
+            MaskSource(name, (lambda name=name: archive.read(name)))
+            for name in sorted(archive.names)
             if not _is_junk(name)
         ]
         return sources, left_out
@@ -259,7 +307,8 @@ def _import_key(file_sha256: str, image: Image, entry: str) -> str:
 
 
 def _submit(
-    *, annotator, image: Image, parsed: ParsedMask, key: str, file: str, dry_run: bool
+    *, annotator, image: Image, parsed: ParsedMask, key: str, file: str, dry_run: bool,
+    made_under=None,
 ) -> FileOutcome:
     common = dict(
         file=file, format=parsed.format, image=image.pk, image_name=image.original_name,
@@ -299,7 +348,8 @@ def _submit(
             actor=annotator, assignment=assignment, labels=parsed.labels,
             source=AnnotationSource.IMPORTED, idempotency_key=key,
             instance_classes=parsed.classes, upload_format=parsed.format,
-            import_report=parsed.report,
+            import_report=with_guideline_note(parsed.report, made_under),
+            made_under=made_under.version if made_under is not None else None,
         )
     return FileOutcome(status=IMPORTED, annotation=result.annotation.pk, **common)
 
@@ -334,6 +384,8 @@ def mask_file_import(
     format: str = "auto",
     class_map: dict[str, str] | None = None,
     dry_run: bool = False,
+    options: ImportOptions | None = None,
+    made_under=None,
 ) -> list[FileOutcome]:
     """Import one file of a batch; its outcomes (several for a multi-image file).
 
@@ -356,26 +408,28 @@ def mask_file_import(
         return list(_import_entries(
             project=project, annotator=annotator, index=index, name=source.name, data=data,
             file_sha256=file_sha256, detected=detected, class_map=class_map, dry_run=dry_run,
+            options=options, made_under=made_under,
         ))
-    image, outcome = _one_image(index, source.name)
+    image, outcome = _one_image(index, source.match_name or source.name)
     if outcome is not None:
-        return [outcome]
+        return [replace(outcome, file=source.name)]
     try:
         parsed = mask_parse(project=project, image=image, data=data, format=detected,
-                            class_map=class_map)
+                            class_map=class_map, options=options)
         return [_submit(annotator=annotator, image=image, parsed=parsed,
                         key=_import_key(file_sha256, image, ""), file=source.name,
-                        dry_run=dry_run)]
+                        dry_run=dry_run, made_under=made_under)]
     except Exception as exc:  # one bad file is reported, never fatal
         return [_failure(source.name, exc, format=detected, image=image.pk,
                          image_name=image.original_name)]
 
 
 def _import_entries(
-    *, project, annotator, index, name, data, file_sha256, detected, class_map, dry_run
+    *, project, annotator, index, name, data, file_sha256, detected, class_map, dry_run,
+    options, made_under=None,
 ) -> Iterator[FileOutcome]:
     try:
-        entries = mask_entries_read(data, format=detected)
+        entries = mask_entries_read(data, format=detected, options=options)
     except Exception as exc:  # one bad file is reported, never fatal
         yield _failure(name, exc, format=detected)
         return
@@ -387,9 +441,10 @@ def _import_entries(
             continue
         try:
             parsed = mask_parse(project=project, image=image, data=data, entry=entry,
-                                detected=detected, class_map=class_map)
+                                detected=detected, class_map=class_map, options=options)
             yield _submit(annotator=annotator, image=image, parsed=parsed,
-                          key=_import_key(file_sha256, image, key), file=file, dry_run=dry_run)
+                          key=_import_key(file_sha256, image, key), file=file, dry_run=dry_run,
+                          made_under=made_under)
         except Exception as exc:  # one bad entry is reported, never fatal
             yield _failure(file, exc, format=detected, image=image.pk,
                            image_name=image.original_name)

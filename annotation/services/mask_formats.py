@@ -23,6 +23,13 @@ napari, so it keeps the source the client gives (default ``manual``); every othe
 format was drawn in another tool and defaults to ``imported``. An explicit ``source``
 always wins.
 
+Options. :class:`ImportOptions` carries the reader options a client may give:
+``invert`` (polarity of binary masks: true, false, or null to refuse masks that look
+inverted), ``geometry`` (QuPath cell or nucleus outlines) and ``crowd`` (COCO
+``iscrowd=1`` annotations skipped or imported as instances); the options given are kept
+in ``import_report["options"]``, and a physical pixel size read from the file (OME-TIFF,
+calibrated TIFF) in ``import_report["pixel_size"]`` (µm; see :func:`annotation_pixel_size`).
+
 Export lives in :mod:`annotation.services.mask_export`.
 """
 
@@ -30,7 +37,7 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from django.conf import settings
@@ -38,23 +45,29 @@ from django.core.files import File
 
 from annotation.enums import AnnotationSource
 from annotation.masks import (
+    CROWD_MODES,
+    GEOMETRIES,
     MASK_FORMATS,
     ImportResult,
     Limits,
     MaskFormatError,
+    PixelSize,
     detect_format,
     read_coco,
     read_labelstudio,
     read_mask,
 )
-from annotation.models import Assignment, Image, Project
+from annotation.masks.formats import unused_options
+from annotation.models import Annotation, Assignment, Image, Project
 from annotation.services.annotations import SubmitResult, annotation_submit_labels, check_annotator
 from annotation.services.images import read_upload_capped
 from config.errors import InvalidInput
 
 __all__ = [
     "MULTI_IMAGE_FORMATS",
+    "ImportOptions",
     "ParsedMask",
+    "annotation_pixel_size",
     "UnknownClasses",
     "annotation_import",
     "classes_map_to_project",
@@ -67,7 +80,48 @@ __all__ = [
 #: Formats whose one file may describe several images (entries keyed by image file name).
 MULTI_IMAGE_FORMATS = frozenset({"coco", "labelstudio"})
 #: Formats an annotator paints directly; they keep the client's ``source`` (default manual).
-LABEL_IMAGE_FORMATS = frozenset({"png", "tiff"})
+LABEL_IMAGE_FORMATS = frozenset({"png", "tiff", "ome-tiff"})
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """Reader options a client may give (see :func:`annotation.masks.read_mask`).
+
+    Attributes
+    ----------
+    invert : bool or None
+        Binary masks: True swaps cells and background, False keeps the foreground
+        unchecked, None refuses a mask that looks inverted.
+    geometry : {'cell', 'nucleus'}
+        QuPath cell objects: which outline to import.
+    crowd : {'skip', 'instances'}
+        COCO ``iscrowd=1`` annotations: skipped, or one instance each.
+    """
+
+    invert: bool | None = None
+    geometry: str = "cell"
+    crowd: str = "skip"
+
+    def __post_init__(self):
+        if self.invert not in (None, True, False):
+            raise InvalidInput("invert must be true, false or null", field="invert")
+        if self.geometry not in GEOMETRIES:
+            raise InvalidInput(
+                f"geometry must be one of {', '.join(GEOMETRIES)}", field="geometry"
+            )
+        if self.crowd not in CROWD_MODES:
+            raise InvalidInput(f"crowd must be one of {', '.join(CROWD_MODES)}", field="crowd")
+
+    @property
+    def reader_kwargs(self) -> dict:
+        """Keyword arguments for :func:`annotation.masks.read_mask`."""
+        return {"invert": self.invert, "geometry": self.geometry, "crowd": self.crowd}
+
+    @property
+    def given(self) -> dict:
+        """The options that differ from the defaults (kept in the import report)."""
+        defaults = ImportOptions()
+        return {k: v for k, v in self.reader_kwargs.items() if getattr(defaults, k) != v}
 
 
 class UnknownClasses(InvalidInput):
@@ -109,6 +163,10 @@ class ParsedMask:
         What the converter changed (overlaps, border cuts, dropped classes...).
     skipped : tuple of (str, str)
         Objects not imported, with the reason.
+    pixel_size : PixelSize or None
+        Physical pixel size recorded in the file.
+    options : dict
+        The reader options given that differ from the defaults.
     """
 
     labels: np.ndarray
@@ -116,11 +174,35 @@ class ParsedMask:
     format: str
     warnings: tuple[str, ...] = ()
     skipped: tuple[tuple[str, str], ...] = ()
+    pixel_size: PixelSize | None = None
+    options: dict = field(default_factory=dict)
 
     @property
     def report(self) -> dict:
         """The JSON kept as ``Annotation.import_report``."""
-        return {"warnings": list(self.warnings), "skipped": [list(s) for s in self.skipped]}
+        out = {"warnings": list(self.warnings), "skipped": [list(s) for s in self.skipped]}
+        if self.pixel_size is not None:
+            out["pixel_size"] = self.pixel_size.as_dict()
+        if self.options:
+            out["options"] = dict(self.options)
+        return out
+
+
+def annotation_pixel_size(annotation: Annotation) -> PixelSize | None:
+    """Physical pixel size of an annotation's mask (µm), when its file recorded one.
+
+    Read from ``import_report["pixel_size"]``, else from the image's metadata
+    (``{"pixel_size": {"y": .., "x": ..}}`` in µm); None when neither gives one.
+    Guideline rules in µm² multiply pixel counts by ``pixel_size.area_um2``.
+    """
+    for source in (annotation.import_report or {}, annotation.assignment.image.metadata or {}):
+        value = source.get("pixel_size") if isinstance(source, dict) else None
+        if isinstance(value, dict):
+            try:
+                return PixelSize(y=float(value["y"]), x=float(value["x"]))
+            except (KeyError, TypeError, ValueError, MaskFormatError):
+                continue
+    return None
 
 
 def mask_limits() -> Limits:
@@ -128,6 +210,9 @@ def mask_limits() -> Limits:
     return Limits(
         max_pixels=settings.CELLCURATE_MAX_IMAGE_PIXELS,
         max_file_bytes=min(Limits().max_file_bytes, settings.CELLCURATE_MAX_IMAGE_BYTES),
+        max_decoded_bytes=settings.CELLCURATE_MAX_DECODED_BYTES,
+        max_json_bytes=settings.CELLCURATE_MAX_JSON_BYTES,
+        max_zip_total_bytes=settings.CELLCURATE_MAX_ZIP_BYTES,
     )
 
 
@@ -192,10 +277,13 @@ def _entry_key_matches(key: str, image_name: str) -> bool:
     return key == image_name or base == posixpath.basename(image_name.replace("\\", "/"))
 
 
-def mask_entries_read(data: bytes, *, format: str) -> dict[str, ImportResult]:
+def mask_entries_read(
+    data: bytes, *, format: str, options: ImportOptions | None = None
+) -> dict[str, ImportResult]:
     """All entries of a multi-image file (COCO, Label Studio), keyed by image file name."""
+    options = options or ImportOptions()
     if format == "coco":
-        return read_coco(data, limits=mask_limits())
+        return read_coco(data, limits=mask_limits(), crowd=options.crowd)
     if format == "labelstudio":
         return read_labelstudio(data, limits=mask_limits())
     raise ValueError(f"{format!r} is not a multi-image format")
@@ -232,6 +320,7 @@ def mask_parse(
     class_map: Mapping[str, str] | None = None,
     entry: ImportResult | None = None,
     detected: str | None = None,
+    options: ImportOptions | None = None,
 ) -> ParsedMask:
     """Convert an uploaded mask file for ``image`` (shape checked, classes mapped).
 
@@ -240,6 +329,7 @@ def mask_parse(
     already read a multi-image file passes the ``entry`` and ``detected`` format.
     """
     mask_format_check(format, allowed=("auto", *MASK_FORMATS))
+    options = options or ImportOptions()
     if (entry is None) != (detected is None):
         raise ValueError("pass both entry and detected (an already read entry), or neither")
     shape = (image.height, image.width)
@@ -249,10 +339,18 @@ def mask_parse(
             if format != "auto" and format != detected:
                 raise MaskFormatError(f"The file content is {detected}, not {format}.")
             if detected in MULTI_IMAGE_FORMATS:
-                entries = mask_entries_read(data, format=detected)
+                entries = mask_entries_read(data, format=detected, options=options)
                 entry = _pick_entry(entries, image=image, image_name=image_name)
+                ignored = unused_options(detected, **options.reader_kwargs)
+                entry = ImportResult(
+                    labels=entry.labels, classes=entry.classes, skipped=entry.skipped,
+                    warnings=tuple(entry.warnings) + ignored, pixel_size=entry.pixel_size,
+                )
             else:
-                entry = read_mask(data, format=detected, shape=shape, limits=mask_limits())
+                entry = read_mask(
+                    data, format=detected, shape=shape, limits=mask_limits(),
+                    **options.reader_kwargs,
+                )
     except MaskFormatError as exc:
         raise InvalidInput(f"mask: {exc}", field="mask") from exc
     if entry.labels.shape != shape:
@@ -267,6 +365,7 @@ def mask_parse(
     return ParsedMask(
         labels=entry.labels, classes=classes, format=detected,
         warnings=tuple(entry.warnings) + class_warnings, skipped=tuple(entry.skipped),
+        pixel_size=entry.pixel_size, options=options.given,
     )
 
 
@@ -279,6 +378,7 @@ def annotation_import(
     image_name: str | None = None,
     class_map: Mapping[str, str] | None = None,
     source: str | None = None,
+    import_options: ImportOptions | None = None,
     **options,
 ) -> SubmitResult:
     """Submit a mask file of any supported format as the assignment's next revision.
@@ -286,15 +386,17 @@ def annotation_import(
     Same preconditions and options (``base_revision``, ``if_match_revision``,
     ``idempotency_key``, ``time_spent_s``) as
     :func:`~annotation.services.annotations.annotation_submit_labels`; ``source=None``
-    picks ``manual`` for PNG/TIFF and ``imported`` otherwise. Refused files (unknown
-    format or classes, hostile content, wrong size) leave no row and no file.
+    picks ``manual`` for PNG/TIFF and ``imported`` otherwise; ``import_options`` are the
+    reader options (:class:`ImportOptions`). Refused files (unknown format or classes,
+    hostile content, wrong size, inverted-looking or intensity images) leave no row and
+    no file.
     """
     check_annotator(actor=actor, assignment=assignment)
     if not isinstance(mask_data, bytes | bytearray):
         mask_data = read_upload_capped(mask_data, name=mask_data.name or "mask", field="mask")
     parsed = mask_parse(
         project=assignment.image.project, image=assignment.image, data=bytes(mask_data),
-        format=format, image_name=image_name, class_map=class_map,
+        format=format, image_name=image_name, class_map=class_map, options=import_options,
     )
     if source is None:
         source = (

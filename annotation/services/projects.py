@@ -144,11 +144,18 @@ def membership_update(*, actor, membership: Membership, role: str | Role) -> Mem
 
 @transaction.atomic
 def membership_remove(*, actor, membership: Membership) -> None:
-    """Remove a member (managers only); the last manager cannot be removed."""
+    """Remove a member (managers only); the last manager cannot be removed.
+
+    A user who thereby leaves their last project loses their API tokens too.
+    """
     check_project_role(user=actor, project=membership.project, roles=[Role.MANAGER])
     if membership.role == Role.MANAGER:
         _check_not_last_manager(membership)
     membership.delete()
+    if not Membership.objects.filter(user_id=membership.user_id).exists():
+        from annotation.services.tokens import tokens_revoke_for_user
+
+        tokens_revoke_for_user(user=membership.user)
 
 
 def _check_not_last_manager(membership: Membership) -> None:

@@ -6,8 +6,12 @@ Public API
   clusters with a per-image Dawid–Skene model, correct each annotator's boundary bias,
   vote pixels with signed distances, keep touching cells apart.
 - :func:`majority_vote`: the per-pixel majority + connected components baseline.
+- :func:`estimate_boundary_bias`: each annotator's outline bias (px) against gold truth,
+  for ``fuse(..., boundary_bias=...)``.
 """
 
+from .anchoring import estimate_boundary_bias, gold_outline_offsets
 from .fusion import Consensus, fuse, majority_vote
 
-__all__ = ["Consensus", "fuse", "majority_vote"]
+__all__ = ["Consensus", "estimate_boundary_bias", "fuse", "gold_outline_offsets",
+           "majority_vote"]

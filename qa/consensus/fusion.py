@@ -12,7 +12,7 @@ from scipy import ndimage as ndi
 from qa.metrics.validation import require_iou_threshold, require_label_image
 
 from .clustering import cluster_instances, instance_ranks, sequential_labels
-from .reliability import detection_em, size_evidence, solve_outlines
+from .reliability import anchor_biases, detection_em, size_evidence, solve_outlines
 from .voting import (
     cluster_maps,
     corrected_labels,
@@ -57,14 +57,24 @@ class Consensus:
         Estimated share of the spurious clusters that annotator ``j`` drew (NaN likewise).
     boundary_bias : ndarray of float64, shape (K,)
         Estimated systematic outline offset of annotator ``j`` in px (positive = draws
-        cells too large), corrected for before the pixel vote.
+        cells too large), corrected for before the pixel vote: relative to the other
+        annotators, at the level the gold biases (``boundary_bias=`` of :func:`fuse`) set
+        when given.
     boundary_noise : ndarray of float64, shape (K,)
         Estimated standard deviation (px) of annotator ``j``'s outlines around its biased
-        mean outline; pixel votes are weighted by ``weights / boundary_noise**2``.
+        mean outline; pixel votes are weighted by
+        ``weights * outline_trust / boundary_noise**2``.
     weights : ndarray of float64, shape (K,)
         The weights used (all ones when none were given).
     iou_threshold : float
     min_support : int
+    outline_trust : ndarray of float64, shape (K,)
+        0..1 per annotator: how well its outlines on this image fit the others' (or its
+        gold bias): 0 for an annotation whose outlines sit 3 px or more off (a smear),
+        which then has no say in the outlines.
+    anchored : bool
+        Whether gold biases set the level of ``boundary_bias`` (else the annotators' robust
+        reliability-weighted mean defines "no bias").
     """
 
     labels: np.ndarray
@@ -81,6 +91,8 @@ class Consensus:
     weights: np.ndarray
     iou_threshold: float
     min_support: int
+    outline_trust: np.ndarray | None = None
+    anchored: bool = False
 
     @property
     def n_instances(self) -> int:
@@ -117,6 +129,21 @@ def _check_weights(weights, k: int) -> np.ndarray:
     if w.sum() <= 0:
         raise ValueError("weights must not all be zero")
     return w
+
+
+def _check_boundary_bias(boundary_bias, k: int) -> np.ndarray | None:
+    if boundary_bias is None:
+        return None
+    b = (np.asarray(boundary_bias, dtype=np.float64)
+         if not isinstance(boundary_bias, str | bytes) else None)
+    if b is None or b.ndim != 1 or b.shape[0] != k:
+        raise ValueError(f"boundary_bias must be a 1-D sequence of {k} numbers in px (one per "
+                         f"mask, NaN = unknown), got {boundary_bias!r}")
+    if np.isinf(b).any():
+        raise ValueError(f"boundary_bias must be finite or NaN (unknown), got {b.tolist()}")
+    if np.isnan(b).all():
+        return None
+    return b
 
 
 def _check_min_support(min_support, k: int, name: str = "min_support") -> int:
@@ -161,7 +188,8 @@ def _label_dtype(n: int):
 
 def fuse(masks: Sequence[np.ndarray], *, iou_threshold: float = 0.5,
          min_support: int | None = None, weights: Sequence[float] | None = None,
-         rescue: bool = True) -> Consensus:
+         rescue: bool = True,
+         boundary_bias: Sequence[float] | None = None) -> Consensus:
     """Fuse K annotators' instance masks of one image into one consensus label image.
 
     Parameters
@@ -185,6 +213,14 @@ def fuse(masks: Sequence[np.ndarray], *, iou_threshold: float = 0.5,
     rescue : bool
         Keep clusters below ``min_support`` whose posterior of being real is above 0.5.
         ``False`` gives plain support thresholding.
+    boundary_bias : sequence of float, optional
+        Each annotator's absolute outline bias in px (positive = draws cells too large; NaN
+        = unknown), measured against gold truth with
+        :func:`qa.consensus.estimate_boundary_bias`. The image still estimates how the
+        annotators' outlines differ; these set where the true outline lies (the median of
+        what the known annotators say), so a consensus of mostly dilating annotators is
+        not too large. Values beyond +-2.5 px are corrected by 2.5 px. Without it "no bias"
+        is the annotators' robust reliability-weighted mean.
 
     Returns
     -------
@@ -199,7 +235,8 @@ def fuse(masks: Sequence[np.ndarray], *, iou_threshold: float = 0.5,
         If ``masks`` is not a sequence of integer arrays or ``min_support`` not an int.
     ValueError
         If there are no masks, shapes differ, a mask is not 2-D or has negative ids, or
-        ``iou_threshold``, ``min_support`` or ``weights`` are out of range.
+        ``iou_threshold``, ``min_support``, ``weights`` or ``boundary_bias`` are out of
+        range.
 
     Notes
     -----
@@ -217,15 +254,21 @@ def fuse(masks: Sequence[np.ndarray], *, iou_threshold: float = 0.5,
        instances the others never confirm are not.
     3. **Correct outlines**: from the pairwise offsets between annotators' outlines in the
        clusters they share, each annotator's systematic offset (px outside the others) and
-       outline noise variance are solved for by least squares, the offsets pinned by
-       ``sum_j bias_j = 0`` (annotations cannot say where the true outline is, only how
-       annotators differ, so the mean annotator defines it). When an offset
+       outline noise variance are solved for by least squares. Annotations cannot say
+       where the true outline is, only how annotators differ: with gold biases
+       (``boundary_bias``) the known annotators set the level; without, the robust
+       (outlier-trimmed) reliability-weighted mean annotator does, so that one smeared
+       annotation does not shift everybody's correction
+       (:func:`qa.consensus.reliability.anchor_biases`). An annotation 3 px or more off
+       the level (or its gold bias) gets no vote on outlines. When a relative offset
        reaches 0.25 px the clustering and judging are redone on bias-corrected masks, so
        that an eroding and a dilating annotator's drawings of one small cell still meet
        the IoU threshold.
     4. **Vote pixels** (:mod:`qa.consensus.voting`): inside each kept cluster the
        consensus outline is the zero level set of the mean of its members' bias-corrected
-       signed distance maps, clipped to +-3 px, weighted by ``w_j / noise_j``.
+       signed distance maps, clipped to +-3 px, weighted by
+       ``w_j * trust_j / noise_j**2`` (the maximum-likelihood mean of Gaussian outline
+       errors: the most precise outline leads where the others scatter).
     5. **Resolve overlaps**: well-supported clusters go first, then rescued ones by
        decreasing posterior; a rescued cluster more than half of whose area is already
        taken is dropped as explained by the others (a split fragment, a merged blob, or a
@@ -248,6 +291,7 @@ def fuse(masks: Sequence[np.ndarray], *, iou_threshold: float = 0.5,
     iou_threshold = require_iou_threshold(iou_threshold)
     min_support = _check_min_support(min_support, k)
     w = _check_weights(weights, k)
+    gold = _check_boundary_bias(boundary_bias, k)
     shape = arrays[0].shape
 
     seqs, ids, boxes = [], [], []
@@ -264,7 +308,9 @@ def fuse(masks: Sequence[np.ndarray], *, iou_threshold: float = 0.5,
     kept = members[keep]
     inst = [instance_maps(seq, bx, shape) for seq, bx in zip(seqs, boxes, strict=True)]
     maps = cluster_maps(kept, inst, shape)
-    bias, noise = solve_outlines(outline_stats(maps, k))
+    relative, noise, shared = solve_outlines(outline_stats(maps, k))
+    # which clusters exist must not depend on the weights: unweighted level here
+    bias, _, _ = anchor_biases(relative, shared, weights=np.ones(k))
     if np.abs(bias).max(initial=0.0) >= 0.25:
         # Outlines drawn too small or too large make one cell's instances miss the IoU
         # threshold; cluster again on bias-corrected masks (voting corrects on its own).
@@ -273,13 +319,16 @@ def fuse(masks: Sequence[np.ndarray], *, iou_threshold: float = 0.5,
             shifted, keys, areas, iou_threshold, min_support, rescue)
         kept = members[keep]
         maps = cluster_maps(kept, inst, shape)
-        bias, noise = solve_outlines(outline_stats(maps, k))
+        relative, noise, shared = solve_outlines(outline_stats(maps, k))
+    bias, trust, _ = anchor_biases(relative, shared, weights=w, gold=gold)
     kept_idx = np.flatnonzero(keep)
     strong = support[kept_idx] >= min_support
     # strong clusters first (canonical order), then rescued ones, most probable first
     order = np.lexsort((np.arange(len(maps)), -posterior[kept_idx], ~strong))
-    # pixel votes: user weight times outline precision (inverse noise variance)
-    owner, _ = vote_and_resolve(maps, bias, w / noise, shape, order=order, strong=strong)
+    # pixel votes: user weight times outline precision (inverse noise variance), none for
+    # an annotation whose outlines are far off everybody else's on this image
+    owner, _ = vote_and_resolve(maps, bias, w * trust / noise, shape, order=order,
+                                strong=strong)
 
     # number the surviving instances in raster order of their first pixel
     firsts, alive = [], []
@@ -327,6 +376,8 @@ def fuse(masks: Sequence[np.ndarray], *, iou_threshold: float = 0.5,
         weights=w,
         iou_threshold=iou_threshold,
         min_support=min_support,
+        outline_trust=trust.astype(np.float64),
+        anchored=gold is not None,
     )
 
 

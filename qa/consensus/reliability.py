@@ -40,6 +40,11 @@ _PRIOR_STRENGTH = 6.0
 _PI_PRIOR = (2.0, 2.0)
 #: Largest boundary bias corrected (px); the distance-map crops leave room for it.
 MAX_BIAS = 2.5
+#: An annotation whose outlines sit more than ``[0]`` px from the others' (reliability-
+#: weighted median) level on one image has less say in the level and the outline vote, and
+#: none beyond ``[1]`` px: ordinary habits stay within ~1.7 px of the median annotator in
+#: simulation, smeared uploads 3-4 px off.
+OUTLIER_BIAS = (2.0, 3.0)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -121,8 +126,8 @@ def size_evidence(log_area: np.ndarray, confirmed: np.ndarray) -> np.ndarray:
     return np.clip(log_real + np.log(span), -3.0, 1.0)
 
 
-def solve_outlines(stats) -> tuple[np.ndarray, np.ndarray]:
-    """Per-annotator boundary bias and outline noise from pairwise outline offsets.
+def solve_outlines(stats) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-annotator relative boundary bias and outline noise from pairwise outline offsets.
 
     Parameters
     ----------
@@ -132,11 +137,15 @@ def solve_outlines(stats) -> tuple[np.ndarray, np.ndarray]:
     Returns
     -------
     bias : ndarray of float64, shape (K,)
-        Systematic offset per annotator in px (positive = draws too large), clipped to
-        +-``MAX_BIAS`` (2.5) px; 0 for an annotator that shares no cluster.
+        Systematic offset per annotator in px (positive = draws larger than the others),
+        pinned by ``sum_j bias_j = 0`` over the annotators that share a cluster, not
+        clipped; 0 for an annotator that shares no cluster. Only differences are
+        meaningful: :func:`anchor_biases` sets the level.
     noise : ndarray of float64, shape (K,)
         Variance (px^2) of the annotator's outline around its own biased mean, at least
         0.05; the median of the others for an annotator that shares no cluster.
+    shared : ndarray of bool, shape (K,)
+        Annotators that share at least one cluster with another one.
 
     Notes
     -----
@@ -145,15 +154,11 @@ def solve_outlines(stats) -> tuple[np.ndarray, np.ndarray]:
     ``median_c mean((d - median_c d_jkc)^2) ~ sigma_j^2 + sigma_k^2`` (per-cell jitter and
     wobble both count as noise).
     Both are solved by least squares over the pairs (exactly determined with three
-    annotators; with two the noise is split evenly). Annotations alone cannot tell where
-    the true outline is, only how the annotators differ, so the biases are pinned by
-    ``sum_j beta_j = 0``: everybody is corrected to the mean annotator. (Pinning to the
-    reliability-weighted, the precision-weighted or the median annotator was tried on
-    simulated panels and put outlines further from the truth.)
+    annotators; with two the noise is split evenly).
     """
     k = stats.k
     if not stats.pairs:
-        return np.zeros(k), np.ones(k)
+        return np.zeros(k), np.ones(k), np.zeros(k, bool)
     has = np.zeros(k, bool)
     rows = np.zeros((len(stats.pairs), k))
     rel = np.zeros(len(stats.pairs))
@@ -172,5 +177,84 @@ def solve_outlines(stats) -> tuple[np.ndarray, np.ndarray]:
     b = np.concatenate([rel, [0.0]])
     sol, *_ = np.linalg.lstsq(a, b, rcond=None)
     bias = np.zeros(k)
-    bias[has] = sol
-    return np.clip(bias, -MAX_BIAS, MAX_BIAS), noise
+    bias[has] = sol - sol.mean()
+    return bias, noise, has
+
+
+def _trust(distance: np.ndarray) -> np.ndarray:
+    """1 up to ``OUTLIER_BIAS[0]`` px from the level, falling linearly to 0 at ``[1]``."""
+    lo, hi = OUTLIER_BIAS
+    return np.clip((hi - np.abs(distance)) / (hi - lo), 0.0, 1.0)
+
+
+def _weighted_median(x: np.ndarray, w: np.ndarray) -> float:
+    order = np.argsort(x, kind="stable")
+    cum = np.cumsum(w[order])
+    i = int(np.searchsorted(cum, 0.5 * cum[-1]))
+    if np.isclose(cum[i], 0.5 * cum[-1]) and i + 1 < x.size:
+        return float(0.5 * (x[order][i] + x[order][i + 1]))
+    return float(x[order][i])
+
+
+def anchor_biases(relative: np.ndarray, shared: np.ndarray, *, weights: np.ndarray,
+                  gold: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """Absolute boundary biases from relative ones: where "no bias" lies on this image.
+
+    Parameters
+    ----------
+    relative : ndarray of float, shape (K,)
+        Relative biases from :func:`solve_outlines` (only differences count).
+    shared : ndarray of bool, shape (K,)
+        Annotators whose relative bias was estimated.
+    weights : ndarray of float, shape (K,)
+        Per-annotator reliability (the ``weights`` of :func:`qa.consensus.fuse`).
+    gold : ndarray of float, shape (K,), optional
+        Absolute biases measured against gold truth (NaN = unknown), see
+        :func:`qa.consensus.estimate_boundary_bias`.
+
+    Returns
+    -------
+    bias : ndarray of float64, shape (K,)
+        ``relative + level``, clipped to +-``MAX_BIAS``; for an annotator without a relative
+        estimate its gold bias, else 0.
+    trust : ndarray of float64, shape (K,)
+        0..1: how well annotator ``j``'s relative bias fits the others' on this image: 1
+        within 2 px of their weighted median, 0 from 3 px on (with a gold bias: of what
+        the annotator's gold bias predicts). A smeared upload, 3-4 px off everybody
+        else's outlines, gets 0.
+    level : float
+        The offset added to the relative biases.
+
+    Notes
+    -----
+    Without gold the level is the ``weights x trust`` weighted mean of the relative
+    biases: the reliability-weighted mean annotator, except that one annotation far from
+    all others on this image (a smear) no longer drags everybody's correction along (with
+    the plain mean it moved every other annotator's correction by a third of its offset
+    with three annotators). With gold,
+    each annotator with a known bias says where the level is (``gold_j - relative_j``);
+    the level is their median, so the one annotation whose outlines are off on this
+    image cannot move it either.
+    """
+    k = relative.shape[0]
+    bias = np.zeros(k)
+    trust = np.ones(k)
+    known = np.zeros(k, bool) if gold is None else np.isfinite(gold)
+    if not shared.any():
+        if gold is not None:
+            bias[known] = gold[known]
+        return np.clip(bias, -MAX_BIAS, MAX_BIAS), trust, 0.0
+    r = relative[shared]
+    w = np.maximum(np.asarray(weights, np.float64)[shared], 1e-12)
+    t = _trust(r - _weighted_median(r, w))
+    level = float(np.sum(w * t * r) / np.sum(w * t))
+    trust[shared] = t
+    anchored = known & shared & (trust > 0)
+    if anchored.any():
+        level = _weighted_median(relative[anchored] - gold[anchored],
+                                 np.maximum(weights[anchored] * trust[anchored], 1e-12))
+    bias[shared] = relative[shared] - level
+    if gold is not None:
+        only_gold = known & ~shared
+        bias[only_gold] = gold[only_gold]
+    return np.clip(bias, -MAX_BIAS, MAX_BIAS), trust, -level

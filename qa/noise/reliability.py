@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qa.consensus import estimate_boundary_bias
 from qa.metrics import instance_overlaps
 from qa.noise.compare import compare_labels
 from qa.noise.expectation import PARTS as _PARTS
@@ -56,6 +57,12 @@ class AnnotatorReliability:
         (see :func:`score_annotations`; NaN where absent). A value far below 1 is the
         signature of one badly damaged annotation, whoever made it; ``quality`` instead
         says how good the annotation is, which also reflects how good its annotator is.
+    boundary_bias : ndarray of float64, shape (k,)
+        Each annotator's absolute outline bias in px against the gold truth (> 0 = draws
+        cells too large; :func:`qa.consensus.estimate_boundary_bias` over the gold images),
+        NaN without gold images or with fewer than 5 matched gold cells. Pass it to
+        :func:`qa.consensus.fuse` as ``boundary_bias=`` to anchor consensus outlines to the
+        truth.
     """
 
     reliability: np.ndarray
@@ -68,6 +75,7 @@ class AnnotatorReliability:
     n_iterations: int
     expected: AnnotatorExpectation | None = None
     relative_quality: np.ndarray | None = None
+    boundary_bias: np.ndarray | None = None
 
 
 def annotator_reliability(
@@ -118,6 +126,8 @@ def annotator_reliability(
     - *M-step*: an annotator's reliability is the mean of its annotations' ``quality``,
       gold images counting :data:`GOLD_WEIGHT` times.
 
+    Gold images also give each annotator's absolute outline bias (``boundary_bias``).
+
     Better reliabilities make better leave-one-out references, which sharpen the scores;
     the loop stops after ``max_iter`` rounds or when nothing moves by more than ``tol``.
 
@@ -167,6 +177,13 @@ def annotator_reliability(
         present = np.flatnonzero(~np.isnan(scores[m, :, 0]))
         relative[m, present] = expected.relative_quality(present, parts[m, present])
     ranking = np.argsort(np.where(np.isnan(reliability), -np.inf, -reliability), kind="stable")
+    if is_gold.any():
+        gold_idx = np.flatnonzero(is_gold)
+        boundary_bias = estimate_boundary_bias([images[m] for m in gold_idx],
+                                               [truths[m] for m in gold_idx],
+                                               iou_threshold=iou_threshold)
+    else:
+        boundary_bias = np.full(k, np.nan)
     return AnnotatorReliability(
         reliability=reliability,
         ranking=ranking.astype(np.int64),
@@ -178,6 +195,7 @@ def annotator_reliability(
         n_iterations=iterations,
         expected=expected,
         relative_quality=relative,
+        boundary_bias=boundary_bias,
     )
 
 

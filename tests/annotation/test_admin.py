@@ -44,3 +44,24 @@ def test_published_guideline_is_read_only_but_drafts_are_editable(admin_client_)
         f"/admin/guidelines/guidelineversion/{published.pk}/change/").content
     assert b'name="body"' in admin_client_.get(
         f"/admin/guidelines/guidelineversion/{draft.pk}/change/").content
+
+
+def test_admin_lists_assignments_and_members_by_name(admin_client_, media_root):
+    annotation = AnnotationFactory(
+        assignment__annotator=UserFactory(username="alice"),
+        assignment__image__original_name="plate1_A01.tif",
+        assignment__image__project__slug="nuclei",
+    )
+    assignment = annotation.assignment
+    assert str(assignment) == f"assignment {assignment.pk}: plate1_A01.tif -> alice"
+    membership = Membership.objects.create(
+        user=assignment.annotator, project=assignment.image.project, role="annotator"
+    )
+    assert str(membership) == "alice in nuclei (annotator)"
+    page = admin_client_.get("/admin/annotation/assignment/").content.decode()
+    assert "plate1_A01.tif" in page and "alice" in page and "nuclei" in page
+    assert f"image {assignment.image_id} -&gt; user" not in page
+    annotations = admin_client_.get("/admin/annotation/annotation/").content.decode()
+    assert f"assignment {assignment.pk}: plate1_A01.tif -&gt; alice" in annotations
+    members = admin_client_.get("/admin/annotation/membership/?q=alice").content.decode()
+    assert "alice" in members

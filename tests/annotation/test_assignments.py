@@ -10,6 +10,7 @@ from annotation.enums import Role
 from annotation.models import Assignment, Image
 from annotation.services import (
     assignment_next,
+    assignment_skip,
     assignments_expire,
     assignments_generate,
 )
@@ -81,11 +82,47 @@ def test_next_hands_out_in_order_then_nothing(media_root):
     me = annotators[0]
     now = timezone.now()
     first = assignment_next(actor=me, project=project, now=now)
-    second = assignment_next(actor=me, project=project, now=now)
-    assert (first.image_id, second.image_id) == (images[0].pk, images[1].pk)
     assert first.status == "in_progress"
     assert first.lease_expires_at == now + dt.timedelta(minutes=60)
+    assignment_skip(actor=me, assignment=first, reason="out of focus")
+    second = assignment_next(actor=me, project=project, now=now)
+    assert (first.image_id, second.image_id) == (images[0].pk, images[1].pk)
+    assignment_skip(actor=me, assignment=second, reason="no cells")
     assert assignment_next(actor=me, project=project, now=now) is None
+
+
+def test_next_returns_the_held_lease_instead_of_leasing_another(media_root):
+    project, manager, annotators, images = _project(n_images=3, n_annotators=2, k=2)
+    assignments_generate(actor=manager, project=project)
+    me, other = annotators
+    start = timezone.now()
+    held = assignment_next(actor=me, project=project, now=start)
+    again = assignment_next(actor=me, project=project, now=start + dt.timedelta(minutes=30))
+    assert again.pk == held.pk
+    assert again.lease_expires_at == start + dt.timedelta(minutes=60)  # the lease it had
+    assert Assignment.objects.filter(annotator=me, status="in_progress").count() == 1
+    # Another annotator's lease is theirs; it does not hold this one back.
+    assert assignment_next(actor=other, project=project, now=start).annotator_id == other.pk
+    # Once the lease runs out, next hands out work again (the same task, re-leased).
+    later = start + dt.timedelta(minutes=61)
+    renewed = assignment_next(actor=me, project=project, now=later)
+    assert renewed.pk == held.pk
+    assert renewed.lease_expires_at == later + dt.timedelta(minutes=60)
+
+
+def test_skip_needs_a_reason_and_keeps_it(media_root):
+    project, manager, annotators, images = _project(n_images=1, n_annotators=2, k=2)
+    assignments_generate(actor=manager, project=project)
+    me = annotators[0]
+    task = assignment_next(actor=me, project=project)
+    for blank in ("", "   \n"):
+        with pytest.raises(InvalidInput, match="say why you skip this task") as info:
+            assignment_skip(actor=me, assignment=task, reason=blank)
+        assert info.value.field == "reason"
+    task.refresh_from_db()
+    assert (task.status, task.skip_reason) == ("in_progress", "")
+    skipped = assignment_skip(actor=me, assignment=task, reason="  debris only ")
+    assert (skipped.status, skipped.skip_reason) == ("skipped", "debris only")
 
 
 def test_expired_lease_is_reissued(media_root):

@@ -20,7 +20,7 @@ from tests.factories import (
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("claim", ["skip_locked", "conditional_update"])
-def test_twenty_threads_over_ten_assignments_hand_each_out_once(media_root, monkeypatch, claim):
+def test_twenty_threads_over_ten_assignments_give_each_annotator_one_lease(media_root, monkeypatch, claim):
     """Both claim strategies: row locks (PostgreSQL's) and the conditional UPDATE SQLite uses."""
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL (run with DATABASE_URL=postgres://...)")
@@ -62,10 +62,13 @@ def test_twenty_threads_over_ten_assignments_hand_each_out_once(media_root, monk
         t.join()
 
     assert errors == []
-    handed = [pk for _, pk in results if pk is not None]
-    assert len(handed) == 10
-    assert len(set(handed)) == 10
-    assert sum(pk is None for _, pk in results) == 10
+    # Ten concurrent requests per annotator: each annotator ends up with exactly one lease,
+    # and every one of their requests answers with that same task (none with another).
+    assert len(results) == 20 and all(pk is not None for _, pk in results)
     owners = dict(Assignment.objects.values_list("id", "annotator_id"))
-    assert all(owners[pk] == user_pk for user_pk, pk in results if pk is not None)
+    assert all(owners[pk] == user_pk for user_pk, pk in results)
+    for user in annotators:
+        held = {pk for user_pk, pk in results if user_pk == user.pk}
+        assert len(held) == 1
+        assert Assignment.objects.filter(annotator=user, status="in_progress").count() == 1
     assert set(Assignment.objects.values_list("status", flat=True)) == {"in_progress"}

@@ -42,7 +42,7 @@ def test_demo_creates_a_project_and_a_second_run_changes_nothing(media_root):
     first = _counts()
     # 2 images, k=2, gold_share 0.2 rounds to 0 gold: 4 assignments, all submitted
     assert first == {
-        "members": 6,
+        "members": 7,
         "images": 2,
         "assignments": 4,
         "annotations": 4,
@@ -70,3 +70,21 @@ def test_demo_reset_starts_over(media_root):
     assert "reset: deleted project demo-nuclei" in output
     assert Project.objects.get(slug="demo-nuclei").pk != old
     assert _counts()["annotations"] == 4
+
+
+def test_demo_admin_is_a_manager_and_every_role_gets_a_first_step(media_root):
+    output = _run()
+    admin = Membership.objects.get(project__slug="demo-nuclei", user__username="demo-admin")
+    assert admin.role == "manager"
+    assert "demo-admin       role manager      password demo-pass-1" in output
+    steps = output.split("Try first, as each role:\n", 1)[1].splitlines()
+    by_user = {line.split()[0]: line for line in steps if line.startswith("  demo-")}
+    assert set(by_user) >= {"demo-admin", "demo-manager", "demo-qa", "demo-ml", "demo-annotator1"}
+    roles = dict(
+        Membership.objects.filter(project__slug="demo-nuclei").values_list("user__username", "role")
+    )
+    assert {roles[u] for u in by_user} == {"manager", "qa_lead", "ml_engineer", "annotator"}
+    assert "/annotations/?latest=true" in by_user["demo-qa"]
+    assert "/annotate/demo-nuclei/" in by_user["demo-annotator1"]
+    assert "export_annotations --project demo-nuclei" in by_user["demo-ml"]
+    assert "/assignments/generate/" in by_user["demo-manager"]

@@ -5,7 +5,6 @@ import struct
 import subprocess
 import sys
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,8 +12,9 @@ import tifffile
 from PIL import Image
 
 from annotation.imagefiles import ImageFileError, probe_image, read_image
+from tests.conftest import TEST_DATA
 
-REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real-formats"
+REAL = TEST_DATA / "real-formats"
 MAX = 10_000_000
 
 

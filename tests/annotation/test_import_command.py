@@ -1,6 +1,6 @@
 """``import_annotations`` on real files: StarDist's nuclei and Omnipose ``_cp_masks`` TIFFs.
 
-The real files are read from where they live (the stardist package, ``../shared/data``)
+The real files are read from ``tests/data`` (origin and licence in ``tests/data/SOURCES.md``)
 and copied into a temporary folder at run time; the images are uploaded through the
 service first, as a manager would.
 """
@@ -8,7 +8,6 @@ service first, as a manager would.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
 import json
 import shutil
@@ -27,13 +26,13 @@ from annotation.models import Annotation, Assignment
 from annotation.services import images_upload_many
 from annotation.services.mask_batch import mask_name_stems
 from annotation.services.mask_export import annotation_labels
-from tests.conftest import SHARED_DATA
+from tests.conftest import TEST_DATA
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
-STARDIST = Path(importlib.util.find_spec("stardist").origin).parent / "data" / "images"
-OMNIPOSE = SHARED_DATA / "real-formats" / "omnipose_cp_masks"
+STARDIST = TEST_DATA / "stardist"
+OMNIPOSE = TEST_DATA / "real-formats" / "omnipose_cp_masks"
 
 
 @pytest.fixture

@@ -1,22 +1,19 @@
 """Label images shared by the annotation.masks tests, and checks that they are what
 the tests rely on (so a changed fixture fails loudly here, not obscurely elsewhere)."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import tifffile
 from scipy import ndimage
 
-#: Real files written by other tools: ``<repo root>/../shared/data/real-formats``.
-REAL_FORMATS = Path(__file__).resolve().parents[3] / "shared" / "data" / "real-formats"
+from tests.conftest import TEST_DATA
+
+#: Real files written by other tools (origin and licence in ``tests/data/SOURCES.md``).
+REAL_FORMATS = TEST_DATA / "real-formats"
 
 
 def stardist_mask() -> np.ndarray:
     """StarDist's real nuclei mask: 512 x 512 uint16, 125 nuclei, ids up to 183."""
-    spec = importlib.util.find_spec("stardist")
-    root = Path(spec.submodule_search_locations[0])
-    return tifffile.imread(root / "data" / "images" / "mask2d.tif")
+    return tifffile.imread(TEST_DATA / "stardist" / "mask2d.tif")
 
 
 def synthetic_mask() -> np.ndarray:

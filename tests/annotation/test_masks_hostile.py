@@ -165,7 +165,11 @@ def test_zip_entry_count_and_uncompressed_size_caps():
     with pytest.raises(MaskFormatError, match="uncompresses to 2,000,000 bytes"):
         read_zip_members(buf.getvalue(), limits=Limits(max_zip_entry_bytes=1_000_000))
     with pytest.raises(MaskFormatError, match="uncompresses to 2,000,000 bytes; at most 1,500,000"):
-        read_zip_members(buf.getvalue(), limits=Limits(max_zip_total_bytes=1_500_000))
+        read_zip_members(
+            buf.getvalue(), limits=Limits(max_zip_total_bytes=1_500_000, max_zip_ratio=10_000)
+        )
+    with pytest.raises(MaskFormatError, match=r"'bomb.roi' is compressed [\d,]+:1"):
+        read_zip_members(buf.getvalue())
 
 
 def test_zip_skips_os_litter_and_refuses_non_roi_members():
@@ -201,10 +205,14 @@ def test_coco_polygon_with_ten_million_points_refused():
     n = 10_000_000
     poly = b"[" + b"1," * (2 * n - 1) + b"1]"
     data = _coco([[0, 0, 1, 0, 1, 1]]).replace(b"[[0, 0, 1, 0, 1, 1]]", b"[" + poly + b"]")
+    # Counted while parsing: refused at the number cap, before the rest is built.
+    with pytest.raises(MaskFormatError, match="COCO file holds more than 4,000,000 numbers"):
+        read_coco(data)
+    # With the number cap out of the way, the per-shape point cap still names the polygon.
     with pytest.raises(
         MaskFormatError, match="COCO annotation 7 has 10,000,000 points; at most 1,000,000"
     ):
-        read_coco(data)
+        read_coco(data, limits=Limits(max_json_numbers=30_000_000, max_total_points=20_000_000))
 
 
 def test_coco_rle_whose_runs_overflow_its_size_refused():
@@ -256,7 +264,8 @@ def test_coco_crowd_and_bbox_only_annotations_skipped():
     # left edge, are in): 4 + 3 + 2 + 1 pixels.
     assert result.n_instances == 1 and int(result.labels.sum()) == 10
     assert result.skipped == (
-        ("COCO annotation 8", "iscrowd=1: a crowd region, not one instance"),
+        ("COCO annotation 8", "iscrowd=1: a crowd region, not one instance (import with "
+         "crowd=instances to take each crowd mask as one instance)"),
         ("COCO annotation 9", "no segmentation (bounding box only)"),
     )
 

@@ -3,7 +3,6 @@
 import io
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,8 +21,9 @@ from annotation.masks import (
     write_label_png,
     write_label_tiff,
 )
+from tests.conftest import TEST_DATA
 
-REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real-formats"
+REAL = TEST_DATA / "real-formats"
 MAX = 10_000_000
 
 
@@ -166,10 +166,14 @@ def test_inverted_polarity_and_binary_masks_are_flagged():
         "the label image holds a single id (1): a binary mask? Touching cells in it are one "
         "instance.",
     )
+    # Read as a mask, an inverted binary mask is refused with the fix; invert=true
+    # imports the cell (tests/annotation/test_masks_polarity.py has the rest).
     buf = io.BytesIO()
     Image.fromarray(inverted).save(buf, format="PNG")
-    result = read_mask(buf.getvalue())
-    assert result.n_instances == 1 and "polarity inverted" in result.warnings[0]
+    with pytest.raises(MaskFormatError, match="covers 91 % of the image and touches all four"):
+        read_mask(buf.getvalue())
+    result = read_mask(buf.getvalue(), invert=True)
+    assert result.n_instances == 1 and int((result.labels == 1).sum()) == 9
     assert label_image_warnings(np.array([[0, 1], [2, 0]])) == ()
 
 

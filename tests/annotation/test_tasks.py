@@ -71,3 +71,36 @@ def test_leases_expire_task_returns_the_count(world):
         status="in_progress", lease_expires_at=timezone.now() - dt.timedelta(minutes=1)
     )
     assert tasks.leases_expire_task.apply().get() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_generate_reports_the_jobs_real_state_when_it_already_ran(world, api_client):
+    """Embedded mode: the task runs eagerly when the request's transaction commits, so the
+    answer is the finished job (200), not a "queued" one that is no longer true."""
+    api_client.force_authenticate(world.users["manager"])
+    response = api_client.post(url("world", "assignments", "generate"))
+    body = response.json()
+    assert response.status_code == 200
+    assert (body["status"], body["progress"]) == ("succeeded", 1.0)
+    assert body["result"] == {"images": 2, "annotators": 2, "gold_images": 0, "created": 2}
+    assert response["Location"] == f"/api/v1/jobs/{body['id']}/"
+    assert Job.objects.get(pk=body["id"]).status == "succeeded"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_generate_reports_a_failed_job_as_failed(world, api_client):
+    world.project.annotators_per_image = 3
+    world.project.save()
+    api_client.force_authenticate(world.users["manager"])
+    response = api_client.post(url("world", "assignments", "generate"))
+    assert response.status_code == 200
+    assert response.json()["status"] == "failed"
+    assert "gives each image to 3 annotators but has 2" in response.json()["error"]
+
+
+def test_generate_answers_202_while_the_job_is_queued(world, api_client):
+    """With the task not run yet (its on-commit callback pending), the job is queued: 202."""
+    api_client.force_authenticate(world.users["manager"])
+    response = api_client.post(url("world", "assignments", "generate"))
+    assert (response.status_code, response.json()["status"]) == (202, "queued")
+    assert response["Location"] == f"/api/v1/jobs/{response.json()['id']}/"

@@ -141,10 +141,12 @@ def test_next_and_skip_over_the_api(world, api_client):
     assert taken.status_code == 200
     assert taken.json()["id"] == world.assignments["annotator"].pk
     assert taken.json()["status"] == "in_progress"
-    assert api_client.post(url("world", "assignments", "next")).status_code == 204
+    held = api_client.post(url("world", "assignments", "next"))  # the held lease again
+    assert (held.status_code, held.json()["id"]) == (200, taken.json()["id"])
     skipped = api_client.post(url("world", "assignments", taken.json()["id"], "skip"), {"reason": "blurry"})
     assert skipped.json()["status"] == "skipped"
     assert skipped.json()["skip_reason"] == "blurry"
+    assert api_client.post(url("world", "assignments", "next")).status_code == 204
     refused = submit(api_client, world)
     assert refused.status_code == 409
     assert Annotation.objects.count() == 0

@@ -47,15 +47,38 @@ def test_bad_image_upload_is_refused_and_leaves_nothing(world, api_client, media
     assert stored_files(media_root) == before_files
 
 
-def test_one_bad_file_refuses_the_whole_batch_and_removes_stored_files(world, api_client, media_root):
+def test_one_bad_file_keeps_the_good_ones_and_reports_each_file(world, api_client, media_root):
     before_files = stored_files(media_root)
     api_client.force_authenticate(world.users["manager"])
     good = upload("good.png", png_bytes(synthetic_image(999)))
+    also_good = upload("also.png", png_bytes(synthetic_image(998)))
     response = api_client.post(
-        url("world", "images"), {"file": [good, upload("bad.tif", b"")]}, format="multipart"
+        url("world", "images"),
+        {"file": [good, upload("bad.tif", b""), also_good, upload("page.tif", b"<html></html>")]},
+        format="multipart",
+    )
+    assert response.status_code == 207
+    body = response.json()
+    assert [entry["file"] for entry in body] == ["good.png", "bad.tif", "also.png", "page.tif"]
+    assert [entry["created"] for entry in body] == [True, False, True, False]
+    assert body[1]["image"] is None and "bad.tif: the file is empty (0 bytes)" in body[1]["error"]
+    assert body[3]["image"] is None and "page.tif" in body[3]["error"]
+    assert "error" not in body[0] and body[0]["image"]["original_name"] == "good.png"
+    kept = Image.objects.filter(project=world.project).exclude(pk__in=[i.pk for i in world.images])
+    assert sorted(kept.values_list("original_name", flat=True)) == ["also.png", "good.png"]
+    assert len(set(stored_files(media_root)) - set(before_files)) == 2
+
+
+def test_a_batch_of_only_bad_files_is_a_400_naming_each(world, api_client, media_root):
+    before_files = stored_files(media_root)
+    api_client.force_authenticate(world.users["manager"])
+    response = api_client.post(
+        url("world", "images"), {"file": [upload("a.tif", b""), upload("b.tif", b"xx")]},
+        format="multipart",
     )
     assert response.status_code == 400
-    assert "bad.tif" in response.json()["file"][0]
+    message = response.json()["file"][0]
+    assert "a.tif: the file is empty" in message and "b.tif" in message
     assert Image.objects.filter(project=world.project).count() == 2
     assert stored_files(media_root) == before_files
 

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.django_db
 
 H, W = 64, 96
 CLASSES = ["nucleus", "mitotic"]
-RASTER_FORMATS = ("png", "tiff", "cellpose")
+RASTER_FORMATS = ("png", "tiff", "ome-tiff", "instances", "cellpose")
 POLYGON_FORMATS = ("imagej", "coco", "geojson")
 
 
@@ -109,7 +109,7 @@ def test_upload_in_each_format_is_detected_and_stored(fmt, api_client, format):
     assert response.status_code == 201, response.json()
     body = response.json()
     assert body["upload_format"] == format
-    assert body["source"] == ("manual" if format in ("png", "tiff") else "imported")
+    assert body["source"] == ("manual" if format in ("png", "tiff", "ome-tiff") else "imported")
     assert body["instance_count"] == 5
     stored = annotation_labels(Annotation.objects.get(pk=body["id"]))
     assert stored.shape == (H, W)
@@ -385,9 +385,14 @@ def test_refused_download_leaks_nothing(submitted, api_client, user, format):
     assert response.json() == {"detail": f"{'annotation ' + str(annotation_id) if user == 'annotator2' else 'project ' + repr('world')} not found", "code": "not_found"}
 
 
-def test_blind_labeling_lifts_once_the_other_annotator_submitted(submitted, api_client):
+def test_blind_labeling_holds_after_the_other_annotator_submitted(submitted, api_client):
+    """A submitted annotator who could download a peer's mask could resubmit it as theirs."""
     world, annotation_id, labels = submitted
     assert post_mask(api_client, world, write_mask(labels, format="png"), user="annotator2").status_code == 201
+    response = api_client.get(url("world", "annotations", annotation_id, "mask") + "?format=cellpose")
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+    api_client.force_authenticate(world.users["qa_lead"])
     response = api_client.get(url("world", "annotations", annotation_id, "mask") + "?format=cellpose")
     assert response.status_code == 200
     np.testing.assert_array_equal(read_mask(response.content).labels, labels)
@@ -422,7 +427,10 @@ def test_render_refuses_unknown_formats_and_ids_png_cannot_hold():
     from config.errors import InvalidInput
 
     labels = np.arange(300 * 300, dtype=np.uint32).reshape(300, 300)  # ids up to 89,999
-    with pytest.raises(InvalidInput, match="expected one of png, tiff, cellpose, imagej, coco, geojson"):
+    with pytest.raises(
+        InvalidInput,
+        match="expected one of png, tiff, ome-tiff, instances, cellpose, imagej, coco, geojson",
+    ):
         mask_render(labels, format="labelstudio", stem="x")
     with pytest.raises(InvalidInput, match="cannot write this mask as png"):
         mask_render(labels, format="png", stem="x")

@@ -73,6 +73,11 @@ def test_resume_check_names_differences(tmp_path):
                      path=tmp_path)
     with pytest.raises(CheckpointMismatchError, match="backbone 'cellpose', not 'sam'"):
         check_resume(state, config=cfg, backbone="sam", path=tmp_path)
+    # More epochs continue the run; fewer than already trained are refused.
+    assert check_resume(state, config=TrainConfig(epochs=10), backbone="cellpose",
+                        path=tmp_path) == 2
+    with pytest.raises(CheckpointMismatchError, match="already trained 2 epochs, more than the 1"):
+        check_resume(state, config=TrainConfig(epochs=1), backbone="cellpose", path=tmp_path)
 
 
 def test_weights_file_errors(tmp_path):

@@ -272,20 +272,32 @@ def output_dir(checkpoint_dir: str | os.PathLike | None) -> Path:
 
 def check_resume(state: Mapping[str, Any], *, config: TrainConfig, backbone: str,
                  path: Path) -> int:
-    """Validate a checkpoint against this run and return the epochs it completed."""
+    """Validate a checkpoint against this run and return the epochs it completed.
+
+    Every setting must match except ``epochs``: asking for more epochs than the
+    checkpoint's run continues training from it (the remaining epochs follow the learning
+    rate schedule of the new total, which equals the old one up to 100 epochs), and fewer
+    is fine as long as the checkpoint has not gone past them.
+    """
     if state.get("backbone") != backbone:
         raise CheckpointMismatchError(
             f"checkpoint {path} is for backbone {state.get('backbone')!r}, not {backbone!r}"
         )
     saved = dict(state.get("config", {}))
     mine = config.as_dict()
-    differ = sorted(k for k in mine if saved.get(k) != mine[k])
+    differ = sorted(k for k in mine if k != "epochs" and saved.get(k) != mine[k])
     if differ:
         details = ", ".join(f"{k}: {saved.get(k)!r} != {mine[k]!r}" for k in differ)
         raise CheckpointMismatchError(
             f"checkpoint {path} was written with another configuration ({details})"
         )
-    return int(state["epoch"])
+    done = int(state["epoch"])
+    if done > config.epochs:
+        raise CheckpointMismatchError(
+            f"checkpoint {path} has already trained {done} epochs, more than the "
+            f"{config.epochs} asked for; resume with --epochs {done} or more"
+        )
+    return done
 
 
 def validate_pairs(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], *,

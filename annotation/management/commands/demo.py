@@ -19,6 +19,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from rest_framework.authtoken.models import Token
+from scipy import ndimage
 
 from annotation.enums import AssignmentStatus, Role
 from annotation.masks import write_label_png
@@ -48,7 +49,10 @@ USERS = [
     ("demo-annotator2", Role.ANNOTATOR),
     ("demo-annotator3", Role.ANNOTATOR),
 ]
+#: demo-admin (a superuser for /admin/) is also a manager of the demo project.
+ADMIN = ("demo-admin", Role.MANAGER)
 PROFILES = [EXPERT, GOOD, AVERAGE]
+BASE_URL = "http://127.0.0.1:8000"
 GUIDELINE_BODY = """# Nuclei, Hoechst, 20x
 
 1. Outline **every nucleus** whose centre lies inside the image, including faint ones.
@@ -57,12 +61,16 @@ GUIDELINE_BODY = """# Nuclei, Hoechst, 20x
 4. Do not label debris: small, very bright, irregular specks without nuclear texture.
 5. Each nucleus gets one id; background is 0.
 """
+# Machine-checked rules (docs/guideline-rules.md); warnings are shown, blocking ones refuse.
 GUIDELINE_RULES = {
-    "min_area_px": 30,
-    "max_area_px": 2000,
-    "allow_holes": False,
-    "max_components_per_instance": 1,
-    "border_cells": "label",
+    "max_instances": {"value": 500, "severity": "blocking"},
+    "min_area": {"value": 30, "unit": "px", "severity": "warning",
+                 "note": "Debris is not labelled (rule 4)."},
+    "max_area": {"value": 2000, "unit": "px", "severity": "warning"},
+    "max_pieces": {"value": 1, "severity": "warning"},
+    "max_holes": {"value": 0, "severity": "warning"},
+    "min_solidity": {"value": 0.8, "severity": "warning"},
+    "border": {"allowed": True, "severity": "warning"},
 }
 
 
@@ -95,8 +103,11 @@ class Command(BaseCommand):
             guideline = self._guideline(project, users)
             result = assignments_generate(actor=users["demo-manager"], project=project)
         submitted = self._annotations(project, sims[: opts["annotated"]], users, seed=opts["seed"])
+        # Later steps (QA, datasets, training) go here, each a method that builds its part
+        # through the services and adds a line to the report or to first_steps().
         tokens = {name: Token.objects.get_or_create(user=user)[0].key for name, user in users.items()}
         self._report(project, guideline, result, submitted, password, tokens)
+        self._first_steps_report(project, tokens)
 
     # ------------------------------------------------------------------ steps
 
@@ -141,7 +152,7 @@ class Command(BaseCommand):
                 description="Synthetic fluorescence nuclei made by qa.simulate.",
                 cell_classes=["nucleus"], annotators_per_image=2, gold_share=0.2,
             )
-        for username, role in USERS:
+        for username, role in [ADMIN, *USERS]:
             if not Membership.objects.filter(project=project, user=users[username]).exists():
                 membership_add(actor=users["demo-manager"], project=project, user=users[username], role=role)
         return project
@@ -187,6 +198,8 @@ class Command(BaseCommand):
                     continue
                 k = annotators.index(assignment.annotator.username)
                 labels = simulate_annotation(sim, PROFILES[k], seed=seed * 1000 + image.pk * 10 + k).labels
+                if submitted == 0:
+                    labels = _with_speck(labels)  # so the demo shows a guideline warning
                 annotation_submit_labels(
                     actor=assignment.annotator, assignment=assignment, labels=labels,
                     idempotency_key=f"demo-{image.sha256[:16]}-{k}", time_spent_s=60.0 + 15 * k,
@@ -207,16 +220,58 @@ class Command(BaseCommand):
         w(f"  assignments:  {assignments.count()} ({result.created} new this run), "
           f"k={project.annotators_per_image}")
         w(f"  annotations:  {annotations.count()} submitted ({submitted} new this run)")
+        warned = annotations.exclude(rule_warnings=[]).count()
+        w(f"  rule checks:  {warned} annotations carry guideline warnings (see rule_warnings)")
         w("")
-        w("Log in (python manage.py runserver, then http://127.0.0.1:8000/):")
-        w(f"  admin:     http://127.0.0.1:8000/admin/     user demo-admin  password {password}")
-        w("  API docs:  http://127.0.0.1:8000/api/docs/")
-        for username, role in USERS:
+        w(f"Log in (python manage.py runserver, then {BASE_URL}/):")
+        w(f"  admin:     {BASE_URL}/admin/     user demo-admin (superuser, and a manager of "
+          f"{project.slug})  password {password}")
+        w(f"  API:       {BASE_URL}/api/v1/ (browsable when logged in)   docs: {BASE_URL}/api/docs/")
+        for username, role in [ADMIN, *USERS]:
             w(f"  {username:<16} role {role.value:<12} password {password}  token {tokens[username]}")
+
+    def first_steps(self, project, tokens) -> dict[str, str]:
+        """What each demo user can try first, by user name (one line each)."""
+        api = f"{BASE_URL}/api/v1/projects/{project.slug}"
+
+        def curl(user: str, rest: str) -> str:
+            return f'curl -H "Authorization: Token {tokens[user]}" {rest}'
+
+        return {
+            "demo-admin": f"browse every table at {BASE_URL}/admin/ (assignments, annotations, "
+            "jobs)",
+            "demo-manager": "upload images: "
+            + curl("demo-manager", f"-F file=@a.tif -F file=@b.png {api}/images/")
+            + "; then generate their assignments: "
+            + curl("demo-manager", f"-X POST {api}/assignments/generate/"),
+            "demo-qa": "read the newest mask of every task: "
+            + curl("demo-qa", f'"{api}/annotations/?latest=true"')
+            + " (add &annotator=demo-annotator2 for one annotator)",
+            "demo-ml": "export the masks for training: python manage.py export_annotations "
+            f"--project {project.slug} --out export/ --format cellpose",
+            "demo-annotator1": f"log in and open {BASE_URL}/annotate/{project.slug}/ to label "
+            "the next image",
+            "demo-annotator3": "lease your next image over the API: "
+            + curl("demo-annotator3", f"-X POST {api}/assignments/next/"),
+        }
+
+    def _first_steps_report(self, project, tokens) -> None:
+        w = self.stdout.write
         w("")
-        w("Try the API as an annotator:")
-        w(f'  curl -H "Authorization: Token {tokens["demo-annotator3"]}" '
-          f"-X POST http://127.0.0.1:8000/api/v1/projects/{project.slug}/assignments/next/")
+        w("Try first, as each role:")
+        for username, step in self.first_steps(project, tokens).items():
+            w(f"  {username:<16} {step}")
+
+
+def _with_speck(labels: np.ndarray) -> np.ndarray:
+    """``labels`` plus a 3 x 3 speck of debris labelled as a cell, away from the others."""
+    free = ndimage.binary_erosion(labels == 0, iterations=2, border_value=0)
+    if not free.any():
+        return labels
+    row, col = np.argwhere(free)[0]
+    out = labels.copy()
+    out[row - 1 : row + 2, col - 1 : col + 2] = int(labels.max()) + 1
+    return out
 
 
 def _png16(image: np.ndarray) -> bytes:

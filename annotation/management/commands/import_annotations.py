@@ -3,7 +3,11 @@
 Imports a folder (recursively) or a zip of mask files in any supported format as the
 annotator's annotations, matching each file to a project image by file name (Cellpose,
 napari and Fiji suffixes such as ``_cp_masks``, ``_seg``, ``_masks``, ``.roi.zip``
-understood) or by the image's sha256; see :mod:`annotation.services.mask_batch`. The
+understood) or by the image's sha256; a folder of loose ``.roi`` files or of
+per-instance binary masks named after an image (``<image>/``, ``<image>/masks/``) is
+one mask; see :mod:`annotation.services.mask_batch`. ``--invert`` / ``--no-invert``
+(binary masks), ``--geometry`` (QuPath nuclei) and ``--crowd`` (COCO iscrowd) are the
+reader options of the API's submit endpoint. The
 images must be uploaded first. A progress bar goes to stderr; the report (one line per
 file: imported / skipped / failed with the reason) to stdout, and with ``--report`` as
 JSON. The exit status is non-zero only for usage errors or when nothing was imported.
@@ -18,8 +22,9 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.masks import MASK_FORMATS
+from annotation.masks import CROWD_MODES, GEOMETRIES, MASK_FORMATS
 from annotation.models import Project
+from annotation.services.import_guideline import import_guideline_get
 from annotation.services.mask_batch import (
     FAILED,
     IMPORTED,
@@ -31,6 +36,8 @@ from annotation.services.mask_batch import (
     mask_import_check,
     mask_sources,
 )
+from annotation.services.mask_folders import mask_sources_group
+from annotation.services.mask_formats import ImportOptions
 from config.errors import DomainError
 
 
@@ -59,6 +66,34 @@ class Command(BaseCommand):
             "--class-map", action="append", default=[], metavar="FILE_CLASS=PROJECT_CLASS",
             help="Rename a class used in the files to a project cell class (repeatable).",
         )
+        polarity = parser.add_mutually_exclusive_group()
+        polarity.add_argument(
+            "--invert", dest="invert", action="store_const", const=True, default=None,
+            help="Binary masks store the cells as 0 (background 255): swap them.",
+        )
+        polarity.add_argument(
+            "--no-invert", dest="invert", action="store_const", const=False,
+            help="Binary masks whose foreground covers most of the image are cells: import "
+            "them as they are (default: refuse them as looking inverted).",
+        )
+        parser.add_argument(
+            "--geometry", default="cell", choices=GEOMETRIES,
+            help="QuPath cell objects: import the cell outline (default) or the nucleus.",
+        )
+        parser.add_argument(
+            "--crowd", default="skip", choices=CROWD_MODES,
+            help="COCO iscrowd=1 annotations: skip them (default) or import each as one "
+            "instance (older CVAT/datumaro exports).",
+        )
+        parser.add_argument(
+            "--guideline-version", type=int, metavar="N",
+            help="Masks made under an older published guideline version N: record them as "
+            "made under it (checked against its rules). Needs --manager.",
+        )
+        parser.add_argument(
+            "--manager", metavar="USER",
+            help="The project manager who vouches for --guideline-version (recorded).",
+        )
         parser.add_argument("--dry-run", action="store_true", help="Match and parse; store nothing.")
         parser.add_argument("--report", type=Path, help="Also write the report as JSON here.")
         parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
@@ -78,8 +113,9 @@ class Command(BaseCommand):
         if not path.exists():
             raise CommandError(f"{path} does not exist")
         class_map = _class_map(options["class_map"])
+        made_under = self._made_under(project, options)
         try:
-            mask_import_check(project=project, annotator=annotator)
+            mask_import_check(project=project, annotator=annotator, made_under=made_under)
             sources, outcomes = mask_sources(path)
         except DomainError as exc:
             raise CommandError(exc.message) from exc
@@ -87,6 +123,10 @@ class Command(BaseCommand):
             raise CommandError(f"{path} holds no files to import")
 
         index = image_index_build(project=project)
+        sources = mask_sources_group(sources, index=index)
+        import_options = ImportOptions(
+            invert=options["invert"], geometry=options["geometry"], crowd=options["crowd"]
+        )
         stream = getattr(self.stderr, "_out", sys.stderr)
         bar = tqdm(sources, desc="import masks", unit="file", file=stream,
                    disable=options["no_progress"])
@@ -95,6 +135,7 @@ class Command(BaseCommand):
             outcomes.extend(mask_file_import(
                 project=project, annotator=annotator, index=index, source=source,
                 format=options["format"], class_map=class_map, dry_run=options["dry_run"],
+                options=import_options, made_under=made_under,
             ))
         bar.close()
         report = BatchReport(outcomes=tuple(outcomes))
@@ -109,6 +150,31 @@ class Command(BaseCommand):
                 f"nothing was imported from {path}: {report.count(FAILED)} failed, "
                 f"{report.count(SKIPPED)} skipped (see the report above)"
             )
+
+    def _made_under(self, project, options):
+        """The older guideline version a manager vouches for, or None (the current one)."""
+        version, manager = options.get("guideline_version"), options.get("manager")
+        if version is None:
+            if manager is not None:
+                raise CommandError("--manager is only needed with --guideline-version")
+            return None
+        if manager is None:
+            raise CommandError(
+                "--guideline-version needs --manager USER: a manager of the project vouches "
+                "that the masks were made under that version"
+            )
+        user = get_user_model().objects.filter(username=manager, is_active=True).first()
+        if user is None:
+            raise CommandError(f"no active user {manager!r}")
+        try:
+            made_under = import_guideline_get(project=project, version=version, manager=user)
+        except DomainError as exc:
+            raise CommandError(f"--guideline-version {version}: {exc.message}") from exc
+        self.stdout.write(
+            f"importing under guideline version {version} (current: "
+            f"{made_under.current_version}), vouched for by {manager}"
+        )
+        return made_under
 
     def _print(self, report: BatchReport, *, dry_run: bool) -> None:
         styles = {IMPORTED: self.style.SUCCESS, WOULD_IMPORT: self.style.SUCCESS,

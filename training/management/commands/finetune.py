@@ -56,11 +56,15 @@ class Command(BaseCommand):
                                  "base weights, or 30)")
         parser.add_argument("--sam-model", choices=("vit_b", "vit_l", "vit_h", "tiny"),
                             default="vit_b")
-        parser.add_argument("--resume", action="store_true")
+        parser.add_argument("--resume", action="store_true",
+                            help="continue from the checkpoint in --out (also with more "
+                                 "--epochs than it was started with)")
 
     def handle(self, *args, **opts):
         try:
             job = FinetuneJob.from_options(opts)
+            for note in job.notes():
+                self.stderr.write(self.style.WARNING(note))
             report = run_finetune(job, stream=self.stderr)
         except (ValueError, OSError) as exc:
             raise CommandError(str(exc)) from exc
@@ -93,6 +97,7 @@ class FinetuneJob:
                 raise ValueError(f"--{key.replace('_', '-')} {o[key]} is not a directory")
         if (o.get("test_images") is None) != (o.get("test_masks") is None):
             raise ValueError("--test-images and --test-masks go together")
+        _check_weights_path(o.get("base_weights"))
         lr = o["learning_rate"] or (0.005 if o["backbone"] == "cellpose" else 1e-4)
         config = TrainConfig(epochs=o["epochs"], learning_rate=lr, batch_size=o["batch_size"],
                              tile_size=o["tile_size"], seed=o["seed"], device=o["device"],
@@ -112,6 +117,41 @@ class FinetuneJob:
                    base_weights=o["base_weights"], config=config, options=options,
                    test_images=o.get("test_images"), test_masks=o.get("test_masks"),
                    resume=bool(o.get("resume")))
+
+
+    def notes(self) -> list[str]:
+        """What the user should know before the progress bar starts."""
+        notes = []
+        if self.resume:
+            from training.backbones import cellpose, sam
+
+            name = (cellpose if self.backbone == "cellpose" else sam).CHECKPOINT_NAME
+            if not (self.out / name).is_file():
+                notes.append(f"--resume: no checkpoint {self.out / name} yet; starting at epoch 1")
+        if self.backbone == "sam" and self.options.model_type != "tiny":
+            from training.backbones.base import resolve_device
+
+            if resolve_device(self.config.device).type == "cpu":
+                notes.append(
+                    f"SAM {self.options.model_type} on the CPU: its image encoder runs at "
+                    "1024 x 1024 px, so embedding the images and each epoch will take many "
+                    "minutes. For a quick try use --sam-model tiny; for real runs, a GPU "
+                    "(--device cuda)."
+                )
+        return notes
+
+
+def _check_weights_path(path) -> None:
+    """Fail before any work starts when --base-weights cannot be a weights file."""
+    if path is None:
+        return
+    p = Path(path)
+    if not p.exists():
+        raise ValueError(f"--base-weights: weights file {p} does not exist")
+    if not p.is_file():
+        raise ValueError(f"--base-weights: weights file {p} is not a file")
+    if p.stat().st_size == 0:
+        raise ValueError(f"--base-weights: weights file {p} is empty")
 
 
 def _ints(text: str, flag: str) -> tuple[int, ...]:

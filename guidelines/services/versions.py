@@ -1,8 +1,10 @@
-"""Use cases for guidelines: write drafts, publish them, acknowledge what was published.
+"""Use cases for guideline versions: write drafts, publish them, acknowledge what was published.
 
 A published version never changes: edits go into a new draft version, and publishing it
 retires the previous one. The database refuses content updates of non-draft rows too
-(migration ``0002``).
+(migration ``0002``). A draft's rules are validated and stored normalised
+(:func:`guidelines.rules.validate_rules`); publishing queues a re-check of the
+annotations made under older versions (:mod:`guidelines.services.recheck`).
 """
 
 from __future__ import annotations
@@ -17,13 +19,29 @@ from annotation.models import Project
 from config.errors import InvalidInput
 from guidelines.enums import GuidelineStatus
 from guidelines.models import Acknowledgement, GuidelineVersion
+from guidelines.rules import RulesError, validate_rules
+from guidelines.services.recheck import guideline_recheck_schedule
 
 EDIT_ROLES = (Role.MANAGER,)
 _EDITABLE = ("title", "body", "rules", "changelog")
 _TITLE_LIMIT = 200
 
 
-def _check_content(changes: dict) -> None:
+class InvalidRules(InvalidInput):
+    """A rules JSON that cannot be used (HTTP 400; the message and ``rule`` name the rule)."""
+
+    code = "invalid_rules"
+
+    def __init__(self, error: RulesError):
+        self.rule = error.field
+        super().__init__(error.message, field="rules")
+
+    def as_payload(self) -> dict:
+        return {**super().as_payload(), "rule": self.rule}
+
+
+def _check_content(changes: dict, *, project: Project) -> None:
+    """Check the content fields; ``changes["rules"]`` is replaced by its normalised form."""
     if "title" in changes:
         title = changes["title"]
         if not isinstance(title, str) or not title.strip():
@@ -39,9 +57,10 @@ def _check_content(changes: dict) -> None:
             raise InvalidInput(
                 f"rules must be a JSON object, got {type(rules).__name__}", field="rules"
             )
-        bad = [key for key in rules if not isinstance(key, str)]
-        if bad:
-            raise InvalidInput(f"rules keys must be strings, got {bad!r}", field="rules")
+        try:
+            changes["rules"] = validate_rules(rules, known_classes=project.cell_classes or [])
+        except RulesError as exc:
+            raise InvalidRules(exc) from None
 
 
 @transaction.atomic
@@ -53,7 +72,7 @@ def guideline_version_create(
     check_project_role(user=actor, project=project, roles=EDIT_ROLES)
     content = {"title": title, "body": body, "rules": {} if rules is None else rules,
                "changelog": changelog}
-    _check_content(content)
+    _check_content(content, project=project)
     Project.objects.select_for_update().filter(pk=project.pk).first()  # serialise numbering
     latest = GuidelineVersion.objects.filter(project=project).aggregate(v=Max("version"))["v"]
     return GuidelineVersion.objects.create(
@@ -80,7 +99,7 @@ def guideline_version_update(*, actor, version: GuidelineVersion, **changes) -> 
     unknown = sorted(set(changes) - set(_EDITABLE))
     if unknown:
         raise InvalidInput(f"cannot change {', '.join(unknown)}", field=unknown[0])
-    _check_content(changes)
+    _check_content(changes, project=version.project)
     for field, value in changes.items():
         setattr(version, field, value.strip() if field == "title" else value)
     version.save(update_fields=[*changes, "updated_at"])
@@ -89,7 +108,11 @@ def guideline_version_update(*, actor, version: GuidelineVersion, **changes) -> 
 
 @transaction.atomic
 def guideline_version_publish(*, actor, version: GuidelineVersion) -> GuidelineVersion:
-    """Publish a draft; the previously published version becomes retired (managers only)."""
+    """Publish a draft; the previously published version becomes retired (managers only).
+
+    Annotations made under older versions are then re-checked against the new rules by a
+    queued job (see :func:`guidelines.services.recheck.guideline_recheck_schedule`).
+    """
     check_project_role(user=actor, project=version.project, roles=EDIT_ROLES)
     Project.objects.select_for_update().filter(pk=version.project_id).first()
     version = GuidelineVersion.objects.select_for_update().get(pk=version.pk)
@@ -104,6 +127,7 @@ def guideline_version_publish(*, actor, version: GuidelineVersion) -> GuidelineV
     version.published_by = actor
     version.published_at = now
     version.save(update_fields=["status", "published_by", "published_at", "updated_at"])
+    guideline_recheck_schedule(actor=actor, version=version)
     return version
 
 

@@ -1,0 +1,1 @@
+"""DRF views of the QA workflow under ``/api/v1/projects/<slug>/`` (thin: parse, call, render)."""

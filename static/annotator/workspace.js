@@ -1,0 +1,251 @@
+// workspace.js — mounts the annotator's workspace: reads its configuration from the
+// json_script block, loads the image (raw, real dtype) and the starting mask (draft, the
+// revision being edited, or empty), and wires viewer, channel controls, editor, undo,
+// autosave, rule check, timer and submit. Exposes window.__annotator for tests.
+
+import { ApiClient, ApiError } from "./api.js";
+import { Autosave } from "./autosave.js";
+import { ChannelControls } from "./channels.js";
+import { LabelMap } from "./labelmap.js";
+import { compactIds, encodeLabelPng } from "./png.js";
+import { RuleCheck } from "./rules.js";
+import { Editor } from "./tools.js";
+import { UndoStack } from "./undo.js";
+import { ImageLayer, MaskLayer, View } from "./viewer.js";
+
+const $ = (id) => document.getElementById(id);
+
+function setStatus(text, kind = "info") {
+  const node = $("status");
+  node.textContent = text;
+  node.className = "ws-note" + (kind === "error" ? " ws-note-error" : kind === "warn" ? " ws-note-warn" : "");
+}
+
+class ActiveTimer {
+  constructor(node, start = 0) {
+    this.seconds = start;
+    this.node = node;
+    this.last = performance.now();
+    for (const type of ["pointerdown", "pointermove", "keydown", "wheel"]) {
+      document.addEventListener(type, () => { this.last = performance.now(); }, { passive: true });
+    }
+    setInterval(() => this.tick(), 1000);
+    this.show();
+  }
+
+  tick() {
+    // Count a second only while the page is visible and the annotator did something lately.
+    if (document.visibilityState === "visible" && performance.now() - this.last < 120000) {
+      this.seconds += 1;
+      this.show();
+    }
+  }
+
+  show() {
+    const s = Math.floor(this.seconds);
+    this.node.textContent = `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+  }
+}
+
+async function loadStart(api, cfg, autosave) {
+  const base = cfg.latest ? cfg.latest.revision : 0;
+  const draft = await autosave.load();
+  if (draft && draft.base_revision === base) {
+    const raw = await api.rawArray(cfg.urls.draftLabels);
+    return { labels: raw.planes[0], draft, note: `Restored your draft (saved ${new Date(draft.saved_at).toLocaleString()}).` };
+  }
+  let note = "";
+  if (draft) note = `A draft based on revision ${draft.base_revision} was not restored: revision ${base} is newer. `;
+  if (cfg.latest) {
+    const raw = await api.rawArray(cfg.urls.latestLabels);
+    return { labels: raw.planes[0], draft: null, note: note + `Editing revision ${base}.` };
+  }
+  return { labels: null, draft: null, note };
+}
+
+async function main() {
+  const cfg = JSON.parse($("workspace-config").textContent);
+  const root = $("workspace");
+  const api = new ApiClient({ csrfToken: cfg.csrfToken });
+  const hook = { ready: false, config: cfg, errors: [] };
+  window.__annotator = hook;
+
+  const saveStatus = (text, kind) => { const n = $("save-status"); n.textContent = text; n.dataset.kind = kind || ""; };
+  let labels = null, editor = null, timer = null;
+  const form = async ({ dryRun = false } = {}) => {
+    const ids = compactIds(labels.data);
+    const body = new FormData();
+    body.set("assignment", String(cfg.assignment.id));
+    body.set("mask", await encodeLabelPng(ids, labels.width, labels.height), "mask.png");
+    body.set("base_revision", String(cfg.latest ? cfg.latest.revision : 0));
+    body.set("time_spent_s", String(Math.round(timer.seconds)));
+    if (dryRun) body.set("dry_run", "true");
+    return body;
+  };
+  const autosave = new Autosave({
+    api, url: cfg.urls.draft, status: saveStatus,
+    payload: async () => {
+      const body = new FormData();
+      body.set("labels", await encodeLabelPng(compactIds(labels.data), labels.width, labels.height), "draft.png");
+      body.set("base_revision", String(cfg.latest ? cfg.latest.revision : 0));
+      body.set("state", JSON.stringify({ timeSpentS: Math.round(timer.seconds), activeId: editor.activeId }));
+      return body;
+    },
+  });
+
+  const timings = { start: performance.now() };
+  hook.timings = timings;
+  const [raw, start] = await Promise.all([
+    api.rawArray(cfg.urls.pixels).then((r) => { timings.pixels = performance.now(); return r; }),
+    loadStart(api, cfg, autosave).then((r) => { timings.labels = performance.now(); return r; }),
+  ]);
+  const image = new ImageLayer(raw);
+  timings.contrast = performance.now();
+  labels = new LabelMap(raw.width, raw.height, start.labels);
+  const mask = new MaskLayer(labels);
+  const view = new View($("view"), image, mask);
+  image.render();
+  timings.image = performance.now();
+  mask.updateAll();
+  labels.takeDirty();
+  timings.mask = performance.now();
+  view.draw();
+  hook.openMs = performance.now();
+  timer = new ActiveTimer($("time-spent"), start.draft?.state?.timeSpentS || 0);
+
+  const undo = new UndoStack({ limit: 200 });
+  const rules = new RuleCheck({
+    api, url: cfg.urls.annotations, list: $("violations"), note: $("rules-note"),
+    onSelectCell: (id) => { editor.select(id); zoomToCell(id); },
+  });
+  let submitKey = null;
+  const onEdit = () => { submitKey = null; autosave.touch(); };
+  const onState = (state) => {
+    for (const b of document.querySelectorAll("[data-tool]")) b.setAttribute("aria-pressed", String(b.dataset.tool === state.tool));
+    $("brush-size").value = String(state.brushSize);
+    $("brush-size-value").textContent = String(state.brushSize);
+    $("protect").checked = state.protect;
+    $("cell-count").textContent = String(state.cellCount);
+    $("active-cell").textContent = String(state.activeId);
+    document.querySelector('[data-action="undo"]').disabled = !state.canUndo;
+    document.querySelector('[data-action="redo"]').disabled = !state.canRedo;
+  };
+  editor = new Editor({
+    stage: $("stage"), view, labels, undo, onEdit, onState,
+    notify: (text) => setStatus(text, "warn"),
+  });
+  if (start.draft?.state?.activeId) editor.activeId = start.draft.state.activeId;
+
+  const zoomToCell = (id) => {
+    const box = labels.bbox(id);
+    if (!box) return;
+    const span = Math.max(box.x1 - box.x0, box.y1 - box.y0, 16) * 3;
+    view.centreOn((box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2, Math.min(view.canvas.width, view.canvas.height) / span);
+    view.redraw();
+  };
+  const renderImage = () => { const t0 = performance.now(); image.render(); view.draw(); hook.lastRenderMs = performance.now() - t0; };
+  const channels = new ChannelControls($("channels"), image, renderImage);
+
+  // ---- controls
+  for (const b of document.querySelectorAll("[data-tool]")) b.addEventListener("click", () => editor.setTool(b.dataset.tool));
+  const actions = {
+    "new-cell": () => editor.newCell(), "delete-cell": () => editor.deleteCell(),
+    undo: () => editor.doUndo(), redo: () => editor.doRedo(), help: () => $("help").showModal(),
+  };
+  for (const b of document.querySelectorAll("[data-action]")) b.addEventListener("click", () => actions[b.dataset.action]());
+  $("brush-size").addEventListener("input", (e) => editor.setBrushSize(Number(e.target.value)));
+  $("protect").addEventListener("change", (e) => editor.setProtect(e.target.checked));
+  $("mask-mode").addEventListener("change", (e) => { mask.mode = e.target.value; mask.updateAll(); view.redraw(); });
+  $("mask-opacity").addEventListener("input", (e) => {
+    view.opacity = Number(e.target.value);
+    $("mask-opacity-value").textContent = e.target.value;
+    view.redraw();
+  });
+  $("auto-contrast").addEventListener("click", () => { image.autoContrast(); channels.sync(); renderImage(); });
+  document.addEventListener("keydown", (e) => {
+    const tag = e.target && e.target.tagName;
+    if (["INPUT", "SELECT", "TEXTAREA"].includes(tag) || e.ctrlKey || e.metaKey || e.altKey) return;
+    if (e.key === "?") { $("help").open ? $("help").close() : $("help").showModal(); e.preventDefault(); }
+    else if (e.key === "a" || e.key === "A") { image.autoContrast(); channels.sync(); renderImage(); }
+    else if (e.key === "o" || e.key === "O") {
+      const modes = ["fill", "outline", "both", "off"];
+      mask.mode = modes[(modes.indexOf(mask.mode) + 1) % modes.length];
+      $("mask-mode").value = mask.mode; mask.updateAll(); view.redraw();
+    }
+  });
+  const assist = $("assist");
+  if (cfg.assist.available) {
+    assist.title = "SAM assist exists on this server but this workspace does not drive it yet.";
+    $("assist-note").textContent = "SAM assist: not wired into this editor yet.";
+  } else {
+    $("assist-note").textContent = cfg.assist.note;
+  }
+
+  const showViolations = () => { mask.flagged = rules.flaggedCells(); mask.updateAll(); view.redraw(); };
+  $("check-rules").addEventListener("click", async () => {
+    try { await rules.check(await form()); showViolations(); } catch (err) { setStatus(`Rule check failed: ${err.message}`, "error"); }
+  });
+
+  const submitButton = $("submit");
+  submitButton.addEventListener("click", async () => {
+    submitButton.disabled = true;
+    try {
+      setStatus("Checking the guideline's rules…");
+      const found = rules.available === false ? null : await rules.check(await form());
+      showViolations();
+      if (found && rules.blocking.length) {
+        setStatus(`Not submitted: ${rules.blocking.length} blocking rule violation(s). Fix the cells outlined in red.`, "error");
+        return;
+      }
+      setStatus("Submitting…");
+      submitKey = submitKey || (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random());
+      const body = await form();
+      const annotation = await api.json(cfg.urls.annotations, { method: "POST", body, headers: { "Idempotency-Key": submitKey } });
+      await autosave.discard();
+      cfg.latest = { id: annotation.id, revision: annotation.revision };
+      hook.submitted = annotation;
+      root.dataset.state = "submitted";
+      setStatus(`Submitted revision ${annotation.revision} with ${annotation.instance_count} cells in ${Math.round(timer.seconds)} s of work. Back to your tasks to start the next one.`);
+      saveStatus("submitted", "ok");
+    } catch (err) {
+      if (err instanceof ApiError && err.body && Array.isArray(err.body.violations)) { rules.show(err.body.violations); showViolations(); }
+      setStatus(`Not submitted: ${err.message}`, "error");
+    } finally {
+      submitButton.disabled = false;
+    }
+  });
+
+  Object.assign(hook, {
+    ready: true, labels, image, mask, view, editor, undo, autosave, rules, timer, channels,
+    /** Ids and their areas, e.g. {"1": 812, "2": 640}. */
+    areas: () => Object.fromEntries([...labels.areas.entries()].sort((a, b) => a[0] - b[0])),
+    idAt: (x, y) => labels.data[y * labels.width + x],
+    /** Composite RGBA of the image layer at image pixel (x, y). */
+    displayed: (x, y) => image.pixel(x, y),
+    /** RGBA of the visible canvas where image pixel (x, y) is drawn. */
+    screenPixel: (x, y) => {
+      view.draw();
+      const [sx, sy] = view.toScreen(x + 0.5, y + 0.5);
+      return [...view.ctx.getImageData(Math.floor(sx), Math.floor(sy), 1, 1).data];
+    },
+    /** Client (CSS px) coordinates of image point (x, y), for driving the mouse. */
+    clientPoint: (x, y) => {
+      const r = view.canvas.getBoundingClientRect();
+      const [sx, sy] = view.toScreen(x, y);
+      return [r.left + sx / view.dpr, r.top + sy / view.dpr];
+    },
+    setView: ({ zoom, x, y }) => { view.centreOn(x, y, zoom * view.dpr); view.draw(); },
+  });
+  // A live getter (Object.assign would copy a snapshot).
+  Object.defineProperty(hook, "state", { get: () => editor.state, enumerable: true });
+  onState(editor.state);
+  submitButton.disabled = false;
+  root.dataset.state = "ready";
+  setStatus(start.note || `Ready. Draw with the brush (B); N starts a new cell; ? shows every shortcut.`, start.note.startsWith("A draft") ? "warn" : "info");
+}
+
+main().catch((err) => {
+  setStatus(`The workspace could not start: ${err.message}`, "error");
+  if (window.__annotator) window.__annotator.errors.push(String(err));
+  document.getElementById("workspace").dataset.state = "error";
+});
