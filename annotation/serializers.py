@@ -52,23 +52,49 @@ class FilterSerializer(StrictSerializer):
     ignored_keys = PAGING_PARAMS
 
 
+def _depth(value, limit: int) -> int:
+    """Nesting depth of a JSON value, counted no further than ``limit``."""
+    if limit <= 0 or not isinstance(value, dict | list):
+        return 0
+    children = value.values() if isinstance(value, dict) else value
+    return 1 + max((_depth(v, limit - 1) for v in children), default=0)
+
+
 @extend_schema_field(OpenApiTypes.OBJECT)
 class JSONObjectField(serializers.Field):
-    """A JSON object given either as an object (JSON bodies) or a JSON string (multipart)."""
+    """A JSON object given either as an object (JSON bodies) or a JSON string (multipart).
+
+    Size-capped (``max_bytes`` of compact JSON, ``max_depth`` levels): every JSON field a
+    client writes (image metadata, class maps, guideline rules) is stored and re-read.
+    """
 
     default_error_messages = {
         "invalid_json": "Not valid JSON: {error}.",
         "not_object": "Must be a JSON object, got {kind}.",
+        "too_large": "At most {max_bytes:,} bytes of JSON are accepted here, got {size:,}.",
+        "too_deep": "Nested deeper than {max_depth} levels.",
     }
+
+    def __init__(self, *, max_bytes: int = 64 * 1024, max_depth: int = 16, **kwargs):
+        self.max_bytes = max_bytes
+        self.max_depth = max_depth
+        super().__init__(**kwargs)
 
     def to_internal_value(self, data):
         if isinstance(data, bytes | str):
+            if len(data) > self.max_bytes:
+                self.fail("too_large", max_bytes=self.max_bytes, size=len(data))
             try:
                 data = json.loads(data)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 self.fail("invalid_json", error=str(exc))
         if not isinstance(data, dict):
             self.fail("not_object", kind=type(data).__name__)
+        if _depth(data, self.max_depth + 1) > self.max_depth:
+            self.fail("too_deep", max_depth=self.max_depth)
+        size = len(json.dumps(data, separators=(",", ":")))
+        if size > self.max_bytes:
+            self.fail("too_large", max_bytes=self.max_bytes, size=size)
         return data
 
     def to_representation(self, value):
@@ -96,16 +122,20 @@ class ProjectOutput(serializers.ModelSerializer):
 class ProjectCreateInput(StrictSerializer):
     name = serializers.CharField(max_length=200)
     slug = serializers.CharField(max_length=100)
-    description = serializers.CharField(required=False, allow_blank=True, default="")
-    cell_classes = serializers.ListField(child=serializers.CharField(max_length=100), required=False, default=list)
+    description = serializers.CharField(required=False, allow_blank=True, default="", max_length=10_000)
+    cell_classes = serializers.ListField(
+        child=serializers.CharField(max_length=100), required=False, default=list, max_length=200
+    )
     annotators_per_image = serializers.IntegerField(required=False, default=2)
     gold_share = serializers.FloatField(required=False, default=0.0)
 
 
 class ProjectUpdateInput(StrictSerializer):
     name = serializers.CharField(max_length=200, required=False)
-    description = serializers.CharField(required=False, allow_blank=True)
-    cell_classes = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
+    cell_classes = serializers.ListField(
+        child=serializers.CharField(max_length=100), required=False, max_length=200
+    )
     annotators_per_image = serializers.IntegerField(required=False)
     gold_share = serializers.FloatField(required=False)
     slug = serializers.CharField(read_only=True)

@@ -14,6 +14,10 @@ area ratio to the truth (summed area of matched cells over their true area) for:
   measured by ``qa.consensus.estimate_boundary_bias`` on separate gold images (same panel,
   own seed) with known truth.
 
+Mean matched IoU compares different sets of cells (the consensus finds more, often the
+hard ones), so each method's outlines are also compared with the best single
+annotator's like for like: mean IoU over the true cells both matched.
+
 Panels (profiles from ``qa.simulate``; the last three are built here from the presets'
 parameters):
 
@@ -62,19 +66,32 @@ METHODS = ("majority vote + CC", "fuse (unweighted)", "fuse (weighted)",
            "fuse (weighted + gold bias)")
 
 
-def scores(gts, labels) -> np.ndarray:
-    """Mean AP@0.5, AP@0.75 and mean matched IoU (at 0.5) over images; area ratio pooled."""
-    out, pred_area, true_area = [], 0, 0
+def scores(gts, labels) -> tuple[np.ndarray, list[dict]]:
+    """Mean AP@0.5, AP@0.75 and mean matched IoU (at 0.5) over images, area ratio pooled;
+    and per image the IoU of every matched true cell (true id -> IoU)."""
+    out, cells, pred_area, true_area = [], [], 0, 0
     for gt, lab in zip(gts, labels, strict=True):
         r50 = match_instances(gt, lab, iou_threshold=0.5)
         r75 = match_instances(gt, lab, iou_threshold=0.75)
         out.append((r50.ap, r75.ap, r50.mean_matched_iou))
+        cells.append(dict(zip(r50.pairs[:, 0].tolist(), np.asarray(r50.ious).tolist(),
+                              strict=True)))
         if len(r50.pairs):
             true_area += int(np.bincount(gt.ravel())[r50.pairs[:, 0]].sum())
             pred_area += int(np.bincount(lab.ravel().astype(np.int64))[r50.pairs[:, 1]].sum())
     if not out:
-        return np.full(4, np.nan)
-    return np.r_[np.mean(out, axis=0), pred_area / true_area if true_area else np.nan]
+        return np.full(4, np.nan), cells
+    return np.r_[np.mean(out, axis=0), pred_area / true_area if true_area else np.nan], cells
+
+
+def paired(reference: list[dict], method: list[dict]) -> np.ndarray:
+    """(reference, method) mean IoU over the true cells both matched: outlines like for like."""
+    a, b = [], []
+    for ref, met in zip(reference, method, strict=True):
+        for cell in ref.keys() & met.keys():
+            a.append(ref[cell])
+            b.append(met[cell])
+    return np.array([np.mean(a), np.mean(b)]) if a else np.full(2, np.nan)
 
 
 def run_panel(profiles, seed: int, n_images: int, n_gold: int, shape, n_cells) -> dict:
@@ -84,7 +101,8 @@ def run_panel(profiles, seed: int, n_images: int, n_gold: int, shape, n_cells) -
     k = len(profiles)
     gts = [s.image.labels for s in data]
     masks = [[a.labels for a in s.annotations] for s in data]
-    singles = [scores(gts, [m[j] for m in masks]) for j in range(k)]
+    single_runs = [scores(gts, [m[j] for m in masks]) for j in range(k)]
+    singles = [s for s, _ in single_runs]
     best = int(np.argmax([s[0] for s in singles]))
     clean = [i for i, s in enumerate(data) if not s.annotations[best].corrupted]
     plain = [fuse(m) for m in masks]
@@ -92,16 +110,22 @@ def run_panel(profiles, seed: int, n_images: int, n_gold: int, shape, n_cells) -
                         for c, m in zip(plain, masks, strict=True)]).mean(axis=0)
     bias = estimate_boundary_bias([[a.labels for a in s.annotations] for s in gold],
                                   [s.image.labels for s in gold])
-    return {
+    labels = {
+        "majority vote + CC": [majority_vote(m) for m in masks],
+        "fuse (unweighted)": [c.labels for c in plain],
+        "fuse (weighted)": [fuse(m, weights=weights).labels for m in masks],
+        "fuse (weighted + gold bias)": [fuse(m, weights=weights, boundary_bias=bias).labels
+                                        for m in masks],
+    }
+    out = {}
+    for method, labs in labels.items():
+        out[method], cells = scores(gts, labs)
+        out[method + " paired"] = paired(single_runs[best][1], cells)
+    return out | {
         "names": [p.name for p in profiles],
         "singles": singles,
         "best": best,
-        "best_clean": scores([gts[i] for i in clean], [masks[i][best] for i in clean]),
-        "majority vote + CC": scores(gts, [majority_vote(m) for m in masks]),
-        "fuse (unweighted)": scores(gts, [c.labels for c in plain]),
-        "fuse (weighted)": scores(gts, [fuse(m, weights=weights).labels for m in masks]),
-        "fuse (weighted + gold bias)": scores(
-            gts, [fuse(m, weights=weights, boundary_bias=bias).labels for m in masks]),
+        "best_clean": scores([gts[i] for i in clean], [masks[i][best] for i in clean])[0],
         "weights": weights,
         "gold_bias": bias,
         "true_bias": [p.boundary_bias_px for p in profiles],
@@ -110,8 +134,9 @@ def run_panel(profiles, seed: int, n_images: int, n_gold: int, shape, n_cells) -
     }
 
 
-def fmt(v: np.ndarray) -> str:
-    return f"{v[0]:7.3f} {v[1]:7.3f} {v[2]:7.3f} {v[3]:7.3f}"
+def fmt(v: np.ndarray, pair: np.ndarray | None = None) -> str:
+    out = f"{v[0]:7.3f} {v[1]:7.3f} {v[2]:7.3f} {v[3]:7.3f}"
+    return out if pair is None else out + f"   {pair[1]:.3f} vs {pair[0]:.3f}"
 
 
 def time_fuse(repeats: int, modality: str) -> tuple[float, float, float]:
@@ -131,17 +156,19 @@ def time_fuse(repeats: int, modality: str) -> tuple[float, float, float]:
 
 def report_panel(name: str, rows: list[dict]) -> None:
     print(f"\n=== {name}: {', '.join(rows[0]['names'])} ===")
-    print(f"{'seed':>4}  {'method':<30}{'AP50':>7} {'AP75':>7} {'mIoU':>7} {'area':>7}")
+    print(f"{'seed':>4}  {'method':<30}{'AP50':>7} {'AP75':>7} {'mIoU':>7} {'area':>7}"
+          "   mIoU on the cells both it and the best single matched (it vs best)")
     for s, r in enumerate(rows):
         best = r["singles"][r["best"]]
         print(f"{s:>4}  {'best single (' + r['names'][r['best']] + ')':<30}{fmt(best)}")
         for method in METHODS:
-            print(f"{'':>4}  {method:<30}{fmt(r[method])}")
+            print(f"{'':>4}  {method:<30}{fmt(r[method], r[method + ' paired'])}")
         print(f"{'':>4}  weights {np.round(r['weights'], 3).tolist()}; gold bias (px) "
               f"{np.round(r['gold_bias'], 2).tolist()} (profiles "
               f"{r['true_bias']}); {r['corrupted']}/{r['n_annotations']} annotations "
               "heavily corrupted")
     mean = {m: np.mean([r[m] for r in rows], axis=0) for m in METHODS}
+    pair = {m: np.mean([r[m + " paired"] for r in rows], axis=0) for m in METHODS}
     best = np.mean([r["singles"][r["best"]] for r in rows], axis=0)
     best_clean = np.mean([r["best_clean"] for r in rows], axis=0)
     each = np.mean([r["singles"] for r in rows], axis=0)
@@ -151,13 +178,14 @@ def report_panel(name: str, rows: list[dict]) -> None:
     print(f"      {'best single annotator':<30}{fmt(best)}")
     print(f"      {'  same, uncorrupted only':<30}{fmt(best_clean)}")
     for m in METHODS:
-        print(f"      {m:<30}{fmt(mean[m])}")
+        print(f"      {m:<30}{fmt(mean[m], pair[m])}")
     for m in METHODS[1:]:
         print(f"      {m + ' - best':<30}{fmt(mean[m] - best)}")
     for m in METHODS[1:]:
-        print(f"      per-seed {m} - best single, AP50 / mIoU: "
+        print(f"      per-seed {m} - best single, AP50 / mIoU / mIoU on shared cells: "
               + ", ".join(f"{r[m][0] - r['singles'][r['best']][0]:+.3f}/"
-                          f"{r[m][2] - r['singles'][r['best']][2]:+.3f}" for r in rows))
+                          f"{r[m][2] - r['singles'][r['best']][2]:+.3f}/"
+                          f"{r[m + ' paired'][1] - r[m + ' paired'][0]:+.3f}" for r in rows))
 
 
 def main() -> None:

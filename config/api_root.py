@@ -36,8 +36,9 @@ def _list_route_names() -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _resource(name: str) -> str:
-    return name.rsplit(":", 1)[-1].removesuffix("-list").replace("-", "_") + "s"
+def _resource(url: str) -> str:
+    """The key a collection is listed under: its URL's last segment (``gating_policies``)."""
+    return url.rstrip("/").rsplit("/", 1)[-1].replace("-", "_")
 
 
 class ApiRootView(APIView):
@@ -55,18 +56,21 @@ class ApiRootView(APIView):
         per_project: list[str] = []
         for name in _list_route_names():
             try:
-                top[_resource(name)] = reverse(name)
+                url = reverse(name)
             except NoReverseMatch:
                 per_project.append(name)
+            else:
+                top[_resource(url)] = url
         absolute = request.build_absolute_uri
         projects = {}
         for project in project_list(user=request.user):
             links = {"project": absolute(reverse("annotation:project-detail", kwargs={"slug": project.slug}))}
             for name in per_project:
                 try:
-                    links[_resource(name)] = absolute(reverse(name, kwargs={"slug": project.slug}))
+                    url = reverse(name, kwargs={"slug": project.slug})
                 except NoReverseMatch:
-                    continue
+                    continue  # a collection under something else (a snapshot's exports, ...)
+                links[_resource(url)] = absolute(url)
             projects[project.slug] = links
         return Response({
             **{key: absolute(url) for key, url in top.items()},

@@ -47,17 +47,53 @@ DATA_DIR.mkdir(parents=True, exist_ok=True)
 DEBUG = env_bool("DJANGO_DEBUG", False)
 
 
+#: Placeholders seen in example configurations; never a production key.
+_PLACEHOLDER_KEYS = {"changeme", "change-me", "change_me", "secret", "secret-key", "dev", "test"}
+
+
+def _production() -> bool:
+    """Production: DEBUG off and a shared database (not SQLite), or HTTPS on."""
+    url = os.environ.get("DATABASE_URL", "")
+    shared_db = bool(url) and not url.startswith("sqlite")
+    return (shared_db and not DEBUG) or env_bool("CELLCURATE_HTTPS", False)
+
+
+def _weak_key_reason(key: str) -> str | None:
+    if key.strip().lower() in _PLACEHOLDER_KEYS or key.startswith("django-insecure-"):
+        return "is a placeholder"
+    if len(key) < 50:
+        return f"has {len(key)} characters (at least 50 are needed)"
+    if len(set(key)) < 5:
+        return f"uses only {len(set(key))} distinct characters"
+    return None
+
+
 def _secret_key() -> str:
     """The secret key comes from the environment; embedded mode keeps a random one on disk.
 
-    There is deliberately no hard-coded fallback: a local key is generated once per data
-    folder, and production refuses to start without ``DJANGO_SECRET_KEY`` when HTTPS is on.
+    There is deliberately no hard-coded fallback. In production (see :func:`_production`)
+    a missing or weak ``DJANGO_SECRET_KEY`` refuses start-up: a key generated per machine
+    would differ between web machines (sessions, signed links and password-reset tokens
+    of one would fail on another). The key generated once per data folder is for the
+    embedded default only.
     """
-    key = os.environ.get("DJANGO_SECRET_KEY")
+    key = os.environ.get("DJANGO_SECRET_KEY", "")
+    make = 'python -c "import secrets; print(secrets.token_urlsafe(64))"'
+    if _production():
+        if not key:
+            raise ImproperlyConfigured(
+                "DJANGO_SECRET_KEY must be set in production (DEBUG off with a shared "
+                "DATABASE_URL, or CELLCURATE_HTTPS=1), to the same random value on every "
+                f"web and worker machine; make one with {make}"
+            )
+        reason = _weak_key_reason(key)
+        if reason:
+            raise ImproperlyConfigured(
+                f"DJANGO_SECRET_KEY {reason}; set it to a long random value, e.g. from {make}"
+            )
+        return key
     if key:
         return key
-    if env_bool("CELLCURATE_HTTPS", False):
-        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set in production (CELLCURATE_HTTPS=1)")
     path = DATA_DIR / "secret_key"
     if not path.exists():
         path.write_text(secrets.token_urlsafe(64))
@@ -88,6 +124,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.headers.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -260,6 +297,12 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A message whose worker died (acks_late) goes back to the queue after this many seconds;
+# keep it above the longest task's run time, or a still-running task gets a second copy.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
+    "unacked_restore_interval": min(10, env_int("CELERY_VISIBILITY_TIMEOUT", 3600)),
+}
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 30 * 60)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 25 * 60)
 CELERY_TASK_DEFAULT_QUEUE = "default"
@@ -309,6 +352,23 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+# No inline script anywhere (pages load ES modules from static/ and read json_script data).
+# Styles: files from our origin, plus inline style *attributes* and elements, which the
+# Django admin, the DRF browsable API and Swagger UI use; CSS cannot run code, and
+# connect-src/img-src 'self' keep CSS from sending data elsewhere.
+CELLCURATE_CONTENT_SECURITY_POLICY = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'", "'unsafe-inline'"],
+    "img-src": ["'self'", "data:", "blob:"],
+    "font-src": ["'self'", "data:"],
+    "connect-src": ["'self'"],
+    "worker-src": ["'self'", "blob:"],
+    "object-src": ["'none'"],
+    "base-uri": ["'self'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
+}
 
 LOGGING = {
     "version": 1,

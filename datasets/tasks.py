@@ -14,7 +14,7 @@ from datasets.services import export_run
 
 
 @shared_task(name="datasets.export_run", acks_late=True, reject_on_worker_lost=True,
-             time_limit=2 * 60 * 60, soft_time_limit=2 * 60 * 60 - 60)
+             time_limit=55 * 60, soft_time_limit=54 * 60)
 def export_run_task(export_id: int) -> dict:
     outcome = export_run(export_id=export_id)
     return {"export": outcome.export.pk, "status": outcome.export.status,

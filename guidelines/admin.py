@@ -3,7 +3,7 @@
 from django.contrib import admin
 
 from guidelines.enums import GuidelineStatus
-from guidelines.models import Acknowledgement, GuidelineVersion
+from guidelines.models import Acknowledgement, GuidelineVersion, RuleRecheck
 
 
 @admin.register(GuidelineVersion)
@@ -32,6 +32,21 @@ class GuidelineVersionAdmin(admin.ModelAdmin):
 class AcknowledgementAdmin(admin.ModelAdmin):
     list_display = ["guideline_version", "user", "acknowledged_at"]
     readonly_fields = ["guideline_version", "user", "acknowledged_at"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(RuleRecheck)
+class RuleRecheckAdmin(admin.ModelAdmin):
+    """Re-check results are written by the re-check job only."""
+
+    list_display = ["guideline_version", "annotation", "flagged", "blocking_count",
+                    "warning_count", "checked_at"]
+    list_filter = ["flagged", "guideline_version__project"]
 
     def has_add_permission(self, request):
         return False

@@ -22,7 +22,7 @@ from annotation.serializers import (
 )
 from guidelines.enums import GuidelineStatus
 from guidelines.models import Acknowledgement, GuidelineVersion, RuleRecheck
-from guidelines.rules import DEFAULT_SEVERITY, RULES, SEVERITIES
+from guidelines.rules import DEFAULT_SEVERITY, RULES, SEVERITIES, describe_rules, usable_rules
 from guidelines.services.recheck import recheck_summary
 
 # ------------------------------------------------------------------ rules (schema only)
@@ -104,12 +104,13 @@ class GuidelineVersionOutput(serializers.ModelSerializer):
     published_by = serializers.CharField(source="published_by.username", read_only=True, default=None)
     acknowledged = serializers.SerializerMethodField()
     rules = RulesField(read_only=True)
+    rules_text = serializers.SerializerMethodField()
     recheck_job = serializers.SerializerMethodField()
 
     class Meta:
         model = GuidelineVersion
         fields = [
-            "version", "title", "body", "rules", "status", "changelog", "created_at",
+            "version", "title", "body", "rules", "rules_text", "status", "changelog", "created_at",
             "updated_at", "published_by", "published_at", "acknowledged", "recheck_job",
         ]
         read_only_fields = fields
@@ -117,6 +118,10 @@ class GuidelineVersionOutput(serializers.ModelSerializer):
     def get_acknowledged(self, version) -> bool:
         """Whether the requesting user acknowledged this version."""
         return version.pk in self.context.get("acknowledged", ())
+
+    def get_rules_text(self, version) -> list[str]:
+        """The rules as plain sentences with their severity, for the guideline page."""
+        return describe_rules(usable_rules(version.rules or {})[0])
 
     def get_recheck_job(self, version) -> int | None:
         """Id of the latest job re-checking older annotations against this version's rules."""
@@ -126,16 +131,18 @@ class GuidelineVersionOutput(serializers.ModelSerializer):
 
 class GuidelineVersionCreateInput(StrictSerializer):
     title = serializers.CharField(max_length=200)
-    body = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+    body = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False,
+                                 max_length=200_000)
     rules = RulesField(required=False, default=dict)
-    changelog = serializers.CharField(required=False, allow_blank=True, default="")
+    changelog = serializers.CharField(required=False, allow_blank=True, default="", max_length=10_000)
 
 
 class GuidelineVersionUpdateInput(StrictSerializer):
     title = serializers.CharField(max_length=200, required=False)
-    body = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    body = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False,
+                                 max_length=200_000)
     rules = RulesField(required=False)
-    changelog = serializers.CharField(required=False, allow_blank=True)
+    changelog = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
     version = serializers.IntegerField(read_only=True)
     status = serializers.CharField(read_only=True)
     published_at = serializers.DateTimeField(read_only=True)

@@ -17,6 +17,16 @@ import pytest
 from django.conf import settings
 from django.test.utils import override_settings
 
+
+@pytest.fixture(autouse=True)
+def _fresh_throttle_counters():
+    """Throttle and lockout counters live in the cache; each test starts with none."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 #: Real files written by other tools, with their origin and licence in ``tests/data/SOURCES.md``.
 TEST_DATA = REPO_ROOT / "tests" / "data"

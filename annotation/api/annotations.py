@@ -79,8 +79,11 @@ class AnnotationListView(ProjectScopedView):
             ),
         },
         description="Submit a mask for one of your assignments as its next revision, in any "
-        "supported format recognised by content (label image PNG/TIFF, COCO, Cellpose _seg.npy, "
-        "ImageJ ROI zip, QuPath GeoJSON, Label Studio JSON). Class names must be (or map via "
+        "supported format recognised by content (label image PNG/TIFF/OME-TIFF, binary or "
+        "two-colour mask, per-instance masks as a zip or (N, H, W) stack, COCO, Cellpose "
+        "_seg.npy, ImageJ ROI zip, QuPath GeoJSON, Label Studio JSON). Intensity images and "
+        "binary masks that look inverted are refused with the reason (`invert` decides "
+        "polarity); `geometry` picks QuPath nuclei, `crowd` COCO crowd RLE. Class names must be (or map via "
         "`class_map` to) the project's cell classes: unknown ones are a 400 listing them. What "
         "the converter changed or skipped is returned in `import_report`. Edits must name the "
         "revision they are based on (`base_revision`, 409 when stale, or If-Match, 412 when "

@@ -55,13 +55,20 @@ def roles_by_project(user) -> dict[int, str]:
     return dict(Membership.objects.filter(user_id=user.pk).values_list("project_id", "role"))
 
 
+#: Images and masks are confidential and permission-checked: never kept by shared caches
+#: (proxies, CDNs) nor on the disk of the browser that downloaded them.
+PRIVATE_NO_STORE = "private, no-store"
+
+
 def stored_file_response(name: str, *, download_name: str) -> FileResponse:
     """Stream a file from default storage as an attachment."""
     content_type = mimetypes.guess_type(download_name)[0] or "application/octet-stream"
-    return FileResponse(
+    response = FileResponse(
         default_storage.open(name, "rb"), as_attachment=True,
         filename=PurePosixPath(download_name).name, content_type=content_type,
     )
+    response["Cache-Control"] = PRIVATE_NO_STORE
+    return response
 
 
 def rendered_mask_response(rendered) -> HttpResponse:
@@ -69,4 +76,5 @@ def rendered_mask_response(rendered) -> HttpResponse:
     response = HttpResponse(rendered.content, content_type=rendered.content_type)
     response["Content-Disposition"] = content_disposition_header(True, rendered.filename)
     response["Content-Length"] = str(len(rendered.content))
+    response["Cache-Control"] = PRIVATE_NO_STORE
     return response

@@ -233,7 +233,8 @@ def annotation_submit_labels(
             )
             _check_revision(latest, base_revision=base_revision, if_match_revision=if_match_revision)
             violations = guideline_rules_check(
-                guideline=guideline, labels=labels, image=image, classes=instance_classes
+                guideline=guideline, labels=labels, image=image, classes=instance_classes,
+                import_report=import_report,
             )
             if dry_run:
                 return SubmitResult(annotation=None, created=False, violations=tuple(violations),

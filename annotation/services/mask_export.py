@@ -38,12 +38,13 @@ from annotation.masks import (
     WRITE_FORMATS,
     CocoImage,
     MaskFormatError,
+    PixelSize,
     read_label_image,
     write_coco,
     write_mask,
 )
 from annotation.models import Annotation, Image, Project
-from annotation.services.mask_formats import mask_format_check
+from annotation.services.mask_formats import annotation_pixel_size, mask_format_check
 from config.errors import InvalidInput
 
 __all__ = [
@@ -82,21 +83,25 @@ def mask_render(
     classes: Mapping[int, str] | None = None,
     default_class: str | None = None,
     image_name: str = "image.tif",
+    pixel_size: PixelSize | None = None,
 ) -> RenderedMask:
     """Write a label image (ndarray of int, shape (H, W)) in one of ``WRITE_FORMATS``.
 
     ``stem`` names the file (the format's suffix is appended: ``.png``, ``.tif``,
     ``_seg.npy``, ``_rois.zip``, ``_coco.json``, ``.geojson``); ``image_name`` is the
     image file name COCO and Cellpose record; ``default_class`` is given to instances
-    ``classes`` leaves out. An unknown format is a 400 listing the valid ones; a label
-    image the format cannot hold (over 65,535 ids in PNG) a 400.
+    ``classes`` leaves out; ``pixel_size`` is written into OME-TIFF. An unknown format is
+    a 400 listing the valid ones; a label image the format cannot hold (over 65,535 ids
+    in PNG) a 400.
     """
     mask_format_check(format, allowed=WRITE_FORMATS)
     if default_class is not None:
         ids = np.unique(labels)
         classes = {int(i): default_class for i in ids[ids > 0]} | dict(classes or {})
     try:
-        content = write_mask(labels, format=format, classes=classes, image_name=image_name)
+        content = write_mask(
+            labels, format=format, classes=classes, image_name=image_name, pixel_size=pixel_size
+        )
     except MaskFormatError as exc:
         raise InvalidInput(f"cannot write this mask as {format}: {exc}", field="format") from exc
     info = FORMAT_INFO[format]
@@ -141,6 +146,7 @@ def annotation_mask_render(*, annotation: Annotation, format: str) -> RenderedMa
         default_class=project_default_class(image.project) if format == "coco" else None,
         stem=f"image{image.pk}_annotation{annotation.pk}_r{annotation.revision}",
         image_name=image.original_name or f"{image.sha256}.{image.format}",
+        pixel_size=annotation_pixel_size(annotation),
     )
 
 
@@ -218,7 +224,8 @@ def annotations_export(
         stem = stems[annotation.assignment.image_id]
         rendered = mask_render(
             labels, format=format, classes=classes, image_name=_image_name(annotation),
-            stem=f"{stem}_masks" if format in ("png", "tiff") else stem,
+            stem=f"{stem}_masks" if format in ("png", "tiff", "ome-tiff") else stem,
+            pixel_size=annotation_pixel_size(annotation),
         )
         path = f"{user}/{rendered.filename}"
         manifest.append(_manifest_row(annotation, path))

@@ -191,16 +191,22 @@ class ParsedMask:
 def annotation_pixel_size(annotation: Annotation) -> PixelSize | None:
     """Physical pixel size of an annotation's mask (µm), when its file recorded one.
 
-    Read from ``import_report["pixel_size"]``, else from the image's metadata
-    (``{"pixel_size": {"y": .., "x": ..}}`` in µm); None when neither gives one.
-    Guideline rules in µm² multiply pixel counts by ``pixel_size.area_um2``.
+    Read from ``import_report["pixel_size"]`` (``{"y", "x", "unit": "µm"}``), else from
+    the image's metadata ``pixel_size_um`` (a number, ``[y, x]`` or ``{"y", "x"}``, as the
+    guideline rules read it); None when neither gives one. Areas in µm² are pixel counts
+    times ``pixel_size.area_um2``.
     """
-    for source in (annotation.import_report or {}, annotation.assignment.image.metadata or {}):
-        value = source.get("pixel_size") if isinstance(source, dict) else None
+    candidates = [(annotation.import_report or {}).get("pixel_size"),
+                  (annotation.assignment.image.metadata or {}).get("pixel_size_um")]
+    for value in candidates:
         if isinstance(value, dict):
+            value = (value.get("y"), value.get("x"))
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            value = (value, value)
+        if isinstance(value, list | tuple) and len(value) == 2:
             try:
-                return PixelSize(y=float(value["y"]), x=float(value["x"]))
-            except (KeyError, TypeError, ValueError, MaskFormatError):
+                return PixelSize(y=float(value[0]), x=float(value[1]))
+            except (TypeError, ValueError, MaskFormatError):
                 continue
     return None
 

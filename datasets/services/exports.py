@@ -71,8 +71,12 @@ def check_export_options(format: str, options: dict | None) -> dict:
     return out
 
 
-def export_request(*, actor, snapshot: DatasetSnapshot, format: str, options: dict | None = None) -> DatasetExport:
-    """Queue an export of ``snapshot`` in ``format`` as a job (ML engineers and managers)."""
+def export_request(*, actor, snapshot: DatasetSnapshot, format: str, options: dict | None = None,
+                   enqueue: bool = True) -> DatasetExport:
+    """Queue an export of ``snapshot`` in ``format`` as a job (ML engineers and managers).
+
+    ``enqueue=False`` only records it (the CLI then runs :func:`export_run` itself).
+    """
     from datasets.tasks import export_run_task
 
     check_project_role(user=actor, project=snapshot.project, roles=CREATE_ROLES)
@@ -87,7 +91,8 @@ def export_request(*, actor, snapshot: DatasetSnapshot, format: str, options: di
         export.save(update_fields=["prefix"])
         job.params = {**job.params, "export": export.pk}
         job.save(update_fields=["params"])
-        transaction.on_commit(lambda: export_run_task.delay(export.pk))
+        if enqueue:
+            transaction.on_commit(lambda: export_run_task.delay(export.pk))
     return export
 
 
@@ -167,7 +172,7 @@ def _job_call(fn: Callable, **kwargs) -> None:
         logger.info("job %s already finished; export continues", kwargs.get("job_id"))
 
 
-def export_run(*, export_id: int) -> ExportOutcome:
+def export_run(*, export_id: int, progress: Callable[[int, int], None] | None = None) -> ExportOutcome:
     """Write the export's files, manifest and datasheet; mark it succeeded exactly once.
 
     Safe to call again after a crash at any point: files already in storage (each written
@@ -216,6 +221,8 @@ def export_run(*, export_id: int) -> ExportOutcome:
             done += 1
             if job_id and done % _PROGRESS_EVERY == 0:
                 _job_call(job_progress, job_id=job_id, done=done, total=snapshot.n_items)
+            if progress is not None:
+                progress(done, snapshot.n_items)
         if coco is not None:
             for rel, data in coco.finish(info={"snapshot": f"{snapshot.name} v{snapshot.version}",
                                                "content_hash": snapshot.content_hash}).items():

@@ -23,6 +23,7 @@ from guidelines.rules.spec import (
     SEVERITIES,
     RulesError,
     RuleSpec,
+    describe_rules,
     usable_rules,
     validate_rules,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "RuleSpec",
     "RulesError",
     "Violation",
+    "describe_rules",
     "evaluate_rules",
     "pixel_size_from_metadata",
     "usable_rules",

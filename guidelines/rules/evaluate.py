@@ -84,7 +84,12 @@ def _with_values(cells: list[int], values: list[str]) -> str:
 
 
 def _fmt(x: float) -> str:
-    return f"{x:.3g}" if isinstance(x, float) and not float(x).is_integer() else f"{int(x)}"
+    """A measure as people write it: 12, 2.25, 0.75, 1234.5 -> 1234.5, 0.0123 -> 0.0123."""
+    if float(x).is_integer():
+        return str(int(x))
+    if abs(x) >= 1:
+        return f"{x:.2f}".rstrip("0").rstrip(".")
+    return f"{x:.3g}"
 
 
 def _noted(message: str, params: Mapping) -> str:

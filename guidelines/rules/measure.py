@@ -105,16 +105,18 @@ class CellMeasures:
         padded = np.pad(self._key, 1)
         a, b = padded[:-1, :-1], padded[:-1, 1:]
         c, d = padded[1:, :-1], padded[1:, 1:]
+        # Windows holding one id only (inside a cell or the background) contribute
+        # nothing; only the few along outlines are looked at.
+        edge = np.flatnonzero(((a != b) | (a != c) | (a != d)).ravel())
+        a, b, c, d = (x.ravel()[edge] for x in (a, b, c, d))
         b_a, c_a, d_a, c_b, d_b, d_c = b == a, c == a, d == a, c == b, d == b, d == c
         total = np.zeros(len(self), dtype=np.int64)
         # The id at each corner counts once per window: where it first appears.
         n_a = 1 + b_a.astype(np.int8) + c_a + d_a
         w_a = (n_a == 1).astype(np.int8) - (n_a == 3) + 2 * ((n_a == 2) & d_a)
-        first_b = ~b_a
         n_b = 1 + c_b.astype(np.int8) + d_b
-        w_b = ((n_b == 1).astype(np.int8) - (n_b == 3) + 2 * ((n_b == 2) & c_b)) * first_b
-        first_c = ~c_a & ~c_b
-        w_c = (first_c & ~d_c).astype(np.int8)
+        w_b = ((n_b == 1).astype(np.int8) - (n_b == 3) + 2 * ((n_b == 2) & c_b)) * ~b_a
+        w_c = (~c_a & ~c_b & ~d_c).astype(np.int8)
         w_d = (~d_a & ~d_b & ~d_c).astype(np.int8)
         for ids, weights in ((a, w_a), (b, w_b), (c, w_c), (d, w_d)):
             hit = (weights != 0) & (ids != 0)

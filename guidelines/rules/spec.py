@@ -27,6 +27,8 @@ LEGACY_SEVERITY = "warning"
 #: Area units: pixels, or square micrometres (needs the image's pixel size).
 AREA_UNITS = {"px": "px", "um2": "um2", "µm²": "um2", "µm2": "um2", "um^2": "um2", "μm²": "um2"}
 _NOTE_LIMIT = 500
+_CLASSES_LIMIT = 200
+_CLASS_NAME_LIMIT = 100
 _COMMON_FIELDS = ("severity", "note")
 
 
@@ -156,6 +158,9 @@ def _required_classes(rule: str, raw: Mapping) -> dict:
     classes = raw.get("classes", [])
     if not isinstance(classes, list) or not all(isinstance(c, str) and c.strip() for c in classes):
         raise RulesError(rule, f"{rule}.classes must be a list of class names, got {classes!r}")
+    if len(classes) > _CLASSES_LIMIT or any(len(c) > _CLASS_NAME_LIMIT for c in classes):
+        raise RulesError(rule, f"{rule}.classes takes at most {_CLASSES_LIMIT} names of at most "
+                         f"{_CLASS_NAME_LIMIT} characters")
     if len(set(classes)) != len(classes):
         raise RulesError(rule, f"{rule}.classes names a class twice: {classes!r}")
     return {"classes": list(classes), **common}
@@ -352,3 +357,45 @@ def usable_rules(rules: Mapping) -> tuple[dict, tuple[RulesError, ...]]:
         problems.append(exc)
         good.pop("max_area")
     return {name: good[name] for name in RULE_NAMES if name in good}, tuple(problems)
+
+
+def _limit_text(params: Mapping) -> str:
+    unit = {"px": "px", "um2": "µm²"}.get(params.get("unit", ""), "")
+    value = params["value"]
+    return f"{value:g} {unit}".strip() if isinstance(value, float) else f"{value} {unit}".strip()
+
+
+_SENTENCES: dict[str, Callable[[Mapping], str]] = {
+    "max_instances": lambda p: f"At most {p['value']} cells per image.",
+    "min_area": lambda p: f"Every cell covers at least {_limit_text(p)}.",
+    "max_area": lambda p: f"No cell covers more than {_limit_text(p)}.",
+    "max_pieces": lambda p: (
+        "Each cell is one connected region." if p["value"] == 1
+        else f"Each cell is drawn in at most {p['value']} pieces."
+    ),
+    "max_holes": lambda p: (
+        "Cells have no holes." if p["value"] == 0 else f"Cells have at most {p['value']} holes."
+    ),
+    "min_solidity": lambda p: f"Outlines are convex: solidity at least {p['value']:g}.",
+    "border": lambda p: (
+        "Cells touching the image border are labelled." if p["allowed"]
+        else "Cells touching the image border are not labelled."
+    ),
+    "required_classes": lambda p: (
+        f"Every cell gets one of the classes {', '.join(p['classes'])}." if p["classes"]
+        else "Every cell gets a class."
+    ),
+}
+
+
+def describe_rules(rules: Mapping) -> list[str]:
+    """One plain sentence per rule, with its severity, for people reading a guideline.
+
+    ``rules`` is validated first (:func:`validate_rules`); e.g.
+    ``["Every cell covers at least 30 px. (blocking)"]``.
+    """
+    return [
+        f"{_SENTENCES[name](params)} ({params['severity']})"
+        + (f" {params['note']}" if "note" in params else "")
+        for name, params in validate_rules(rules).items()
+    ]

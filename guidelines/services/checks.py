@@ -20,9 +20,19 @@ def image_pixel_size_um(image: Image) -> float | None:
     return pixel_size_from_metadata(image.metadata)
 
 
+def mask_pixel_size_um(*, image: Image, import_report: Mapping | None = None) -> float | None:
+    """Pixel size for area rules: the image's, else the one the mask file recorded
+    (an OME-TIFF mask's physical size, kept in ``import_report["pixel_size"]``)."""
+    own = image_pixel_size_um(image)
+    if own is not None:
+        return own
+    recorded = (import_report or {}).get("pixel_size")
+    return pixel_size_from_metadata({"pixel_size_um": recorded}) if recorded else None
+
+
 def guideline_rules_check(
     *, guideline: GuidelineVersion, labels: np.ndarray, image: Image,
-    classes: Mapping[int, str] | None = None,
+    classes: Mapping[int, str] | None = None, import_report: Mapping | None = None,
 ) -> list[Violation]:
     """The violations of ``guideline``'s rules by ``labels`` (a mask of ``image``).
 
@@ -31,7 +41,7 @@ def guideline_rules_check(
     """
     rules, problems = usable_rules(guideline.rules or {})
     found = evaluate_rules(
-        labels, rules, pixel_size_um=image_pixel_size_um(image),
+        labels, rules, pixel_size_um=mask_pixel_size_um(image=image, import_report=import_report),
         cell_classes={int(k): v for k, v in (classes or {}).items()},
     )
     found += [

@@ -182,6 +182,7 @@ def _check_one(*, version: GuidelineVersion, annotation: Annotation, job: Job | 
         violations = guideline_rules_check(
             guideline=version, labels=labels, image=annotation.assignment.image,
             classes={int(k): v for k, v in (annotation.instance_classes or {}).items()},
+            import_report=annotation.import_report,
         )
     row, _ = RuleRecheck.objects.update_or_create(
         guideline_version=version, annotation=annotation,

@@ -22,6 +22,23 @@ from qa.metrics.validation import require_iou_threshold, require_label_image
 from .clustering import sequential_labels
 from .voting import cluster_maps, instance_maps, outline_stats
 
+
+def check_boundary_bias(boundary_bias, k: int) -> np.ndarray | None:
+    """Validate ``fuse``'s ``boundary_bias``: K numbers in px, NaN = unknown; None if all NaN."""
+    if boundary_bias is None:
+        return None
+    b = (np.asarray(boundary_bias, dtype=np.float64)
+         if not isinstance(boundary_bias, str | bytes) else None)
+    if b is None or b.ndim != 1 or b.shape[0] != k:
+        raise ValueError(f"boundary_bias must be a 1-D sequence of {k} numbers in px (one per "
+                         f"mask, NaN = unknown), got {boundary_bias!r}")
+    if np.isinf(b).any():
+        raise ValueError(f"boundary_bias must be finite or NaN (unknown), got {b.tolist()}")
+    if np.isnan(b).all():
+        return None
+    return b
+
+
 #: Fewest matched cells over the gold images for an annotator's bias to be estimated.
 MIN_GOLD_CELLS = 5
 

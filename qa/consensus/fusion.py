@@ -11,6 +11,7 @@ from scipy import ndimage as ndi
 
 from qa.metrics.validation import require_iou_threshold, require_label_image
 
+from .anchoring import check_boundary_bias
 from .clustering import cluster_instances, instance_ranks, sequential_labels
 from .reliability import anchor_biases, detection_em, size_evidence, solve_outlines
 from .voting import (
@@ -129,21 +130,6 @@ def _check_weights(weights, k: int) -> np.ndarray:
     if w.sum() <= 0:
         raise ValueError("weights must not all be zero")
     return w
-
-
-def _check_boundary_bias(boundary_bias, k: int) -> np.ndarray | None:
-    if boundary_bias is None:
-        return None
-    b = (np.asarray(boundary_bias, dtype=np.float64)
-         if not isinstance(boundary_bias, str | bytes) else None)
-    if b is None or b.ndim != 1 or b.shape[0] != k:
-        raise ValueError(f"boundary_bias must be a 1-D sequence of {k} numbers in px (one per "
-                         f"mask, NaN = unknown), got {boundary_bias!r}")
-    if np.isinf(b).any():
-        raise ValueError(f"boundary_bias must be finite or NaN (unknown), got {b.tolist()}")
-    if np.isnan(b).all():
-        return None
-    return b
 
 
 def _check_min_support(min_support, k: int, name: str = "min_support") -> int:
@@ -291,7 +277,7 @@ def fuse(masks: Sequence[np.ndarray], *, iou_threshold: float = 0.5,
     iou_threshold = require_iou_threshold(iou_threshold)
     min_support = _check_min_support(min_support, k)
     w = _check_weights(weights, k)
-    gold = _check_boundary_bias(boundary_bias, k)
+    gold = check_boundary_bias(boundary_bias, k)
     shape = arrays[0].shape
 
     seqs, ids, boxes = [], [], []

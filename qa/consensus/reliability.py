@@ -26,8 +26,11 @@ make the consensus worse, so they only scale pixel votes (:mod:`qa.consensus.vot
 
 Boundary bias and noise (the STAPLE idea of per-rater performance, applied to outlines):
 from the pairwise offsets between annotators' signed-distance outlines over the clusters
-they share, :func:`solve_outlines` estimates each annotator's systematic offset and the
-variance of its outline around it.
+they share, :func:`solve_outlines` estimates each annotator's systematic offset relative
+to the others and the variance of its outline around it; :func:`anchor_biases` decides
+where "no bias" lies: at the level gold-derived biases say (absolute), else at the
+trimmed reliability-weighted mean annotator, with annotations far off everybody else's
+outlines on the image (smears) left out of the level and the outline vote.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ def _postgres(table: str) -> tuple[list[str], list[str]]:
 POSTGRES_FUNCTION = f"""
 CREATE OR REPLACE FUNCTION qa_refuse_update() RETURNS trigger AS $$
 BEGIN
-    RAISE EXCEPTION '{MESSAGE} (%)', TG_TABLE_NAME USING ERRCODE = 'integrity_constraint_violation';
+    RAISE EXCEPTION '{MESSAGE}' USING ERRCODE = 'integrity_constraint_violation';
 END;
 $$ LANGUAGE plpgsql;
 """

@@ -10,7 +10,7 @@ export class LabelMap {
     this.data = new Uint32Array(width * height);
     if (data) this.data.set(data);
     this.areas = new Map();
-    this._stamp = new Uint32Array(width * height);
+    this._stamp = null;      // per-pixel stroke stamps, allocated on the first stroke
     this._strokeId = 0;
     this._recording = false;
     this._idx = []; this._before = [];
@@ -18,19 +18,27 @@ export class LabelMap {
     this.recount();
   }
 
+  /** Recompute the area of every id from the pixels (after loading or replacing them). */
   recount() {
-    const areas = new Map();
     const d = this.data;
-    let prev = 0, run = 0;
-    for (let i = 0; i < d.length; i++) {
-      const v = d[i];
-      if (v === prev) { run++; continue; }
-      if (prev !== 0) areas.set(prev, (areas.get(prev) || 0) + run);
-      prev = v; run = 1;
+    let max = 0;
+    for (let i = 0; i < d.length; i++) if (d[i] > max) max = d[i];
+    const areas = new Map();
+    if (max < (1 << 22)) {
+      const counts = new Uint32Array(max + 1);
+      for (let i = 0; i < d.length; i++) counts[d[i]]++;
+      for (let id = 1; id <= max; id++) if (counts[id]) areas.set(id, counts[id]);
+    } else {
+      for (let i = 0; i < d.length; i++) if (d[i]) areas.set(d[i], (areas.get(d[i]) || 0) + 1);
     }
-    if (prev !== 0) areas.set(prev, (areas.get(prev) || 0) + run);
     this.areas = areas;
     this.markDirty(0, 0, this.width - 1, this.height - 1);
+  }
+
+  /** Replace every pixel (a loaded draft or revision); not undoable. */
+  load(ids) {
+    this.data.set(ids);
+    this.recount();
   }
 
   get cellCount() { return this.areas.size; }
@@ -53,6 +61,7 @@ export class LabelMap {
   takeDirty() { const d = this.dirty; this.dirty = null; return d; }
 
   beginStroke() {
+    if (!this._stamp) this._stamp = new Uint32Array(this.width * this.height);
     this._strokeId = (this._strokeId + 1) >>> 0 || 1;
     if (this._strokeId === 1) this._stamp.fill(0);
     this._recording = true;

@@ -151,13 +151,24 @@ function idColour(id) {
   return [f(0), f(8), f(4)];
 }
 
+// The mask is drawn in tiles: a brush frame re-uploads only the one or two tiles it
+// touched, where one 2048 x 2048 canvas would be copied whole by the compositor each frame.
+const TILE = 256;
+
 export class MaskLayer {
   constructor(labels) {
     this.labels = labels;
-    this.canvas = makeCanvas(labels.width, labels.height);
-    this.ctx = this.canvas.getContext("2d");
-    this.imageData = this.ctx.createImageData(labels.width, labels.height);
-    this.out32 = new Uint32Array(this.imageData.data.buffer);
+    this.out32 = new Uint32Array(labels.width * labels.height);
+    this.tiles = [];
+    for (let y = 0; y < labels.height; y += TILE) {
+      for (let x = 0; x < labels.width; x += TILE) {
+        const w = Math.min(TILE, labels.width - x), h = Math.min(TILE, labels.height - y);
+        const canvas = makeCanvas(w, h);
+        const ctx = canvas.getContext("2d");
+        const imageData = ctx.createImageData(w, h);
+        this.tiles.push({ x, y, w, h, canvas, ctx, imageData, data32: new Uint32Array(imageData.data.buffer) });
+      }
+    }
     this.mode = "both";
     this.selected = 0;
     this.flagged = new Set();
@@ -205,7 +216,36 @@ export class MaskLayer {
         else out[i] = (lineA | lastRgb) >>> 0;
       }
     }
-    this.ctx.putImageData(this.imageData, 0, 0, x0, y0, x1 - x0 + 1, y1 - y0 + 1);
+    this._upload(x0, y0, x1, y1);
+  }
+
+  _upload(x0, y0, x1, y1) {
+    const w = this.labels.width, out = this.out32;
+    for (const t of this.tiles) {
+      const ax = Math.max(x0, t.x), bx = Math.min(x1, t.x + t.w - 1);
+      const ay = Math.max(y0, t.y), by = Math.min(y1, t.y + t.h - 1);
+      if (ax > bx || ay > by) continue;
+      for (let y = ay; y <= by; y++) {
+        t.data32.set(out.subarray(y * w + ax, y * w + bx + 1), (y - t.y) * t.w + (ax - t.x));
+      }
+      t.ctx.putImageData(t.imageData, 0, 0, ax - t.x, ay - t.y, bx - ax + 1, by - ay + 1);
+    }
+  }
+
+  /** RGBA of the mask layer at (x, y) (before the view's opacity). */
+  pixel(x, y) {
+    const v = this.out32[y * this.labels.width + x];
+    return [v & 255, (v >>> 8) & 255, (v >>> 16) & 255, v >>> 24];
+  }
+
+  /** Draw the tiles that fall inside the view (ctx carries the image->screen transform). */
+  drawTo(ctx, view) {
+    const [ix0, iy0] = [-view.tx / view.zoom, -view.ty / view.zoom];
+    const ix1 = ix0 + view.canvas.width / view.zoom, iy1 = iy0 + view.canvas.height / view.zoom;
+    for (const t of this.tiles) {
+      if (t.x > ix1 || t.y > iy1 || t.x + t.w < ix0 || t.y + t.h < iy0) continue;
+      ctx.drawImage(t.canvas, t.x, t.y);
+    }
   }
 
   updateAll() { this.update({ x0: 0, y0: 0, x1: this.labels.width - 1, y1: this.labels.height - 1 }); }
@@ -214,7 +254,7 @@ export class MaskLayer {
 export class View {
   constructor(canvas, image, mask) {
     this.canvas = canvas;
-    this.ctx = canvas.getContext("2d");
+    this.ctx = canvas.getContext("2d", { alpha: false });
     this.image = image;
     this.mask = mask;
     this.zoom = 1; this.tx = 0; this.ty = 0;
@@ -269,14 +309,16 @@ export class View {
 
   /** Draw on the next animation frame (several requests in one frame draw once). */
   redraw() {
+    this._needed = true;
     if (this._pending) return;
     this._pending = true;
-    requestAnimationFrame(() => { this._pending = false; this.draw(); });
+    requestAnimationFrame(() => { this._pending = false; if (this._needed) this.draw(); });
   }
 
   draw() {
+    this._needed = false;   // a frame already requested need not draw again
     const t0 = performance.now();
-    const dirty = this.mask.labels.takeDirty();
+    const dirty = this.mask ? this.mask.labels.takeDirty() : null;
     if (dirty) this.mask.update(dirty);
     const ctx = this.ctx;
     ctx.setTransform(1, 0, 0, 1, 0, 0);
@@ -285,10 +327,10 @@ export class View {
     ctx.setTransform(this.zoom, 0, 0, this.zoom, this.tx, this.ty);
     ctx.imageSmoothingEnabled = this.zoom < 1;
     ctx.drawImage(this.image.canvas, 0, 0);
-    if (this.mask.mode !== "off" && this.opacity > 0) {
+    if (this.mask && this.mask.mode !== "off" && this.opacity > 0) {
       ctx.imageSmoothingEnabled = false;
       ctx.globalAlpha = this.opacity;
-      ctx.drawImage(this.mask.canvas, 0, 0);
+      this.mask.drawTo(ctx, this);
       ctx.globalAlpha = 1;
     }
     ctx.setTransform(1, 0, 0, 1, 0, 0);

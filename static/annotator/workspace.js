@@ -93,24 +93,28 @@ async function main() {
     },
   });
 
+  // The image is drawn as soon as its samples arrive; the starting mask (draft or the
+  // revision being edited) follows, and editing is enabled once both are in.
   const timings = { start: performance.now() };
   hook.timings = timings;
-  const [raw, start] = await Promise.all([
-    api.rawArray(cfg.urls.pixels).then((r) => { timings.pixels = performance.now(); return r; }),
-    loadStart(api, cfg, autosave).then((r) => { timings.labels = performance.now(); return r; }),
-  ]);
+  const startPromise = loadStart(api, cfg, autosave).then((r) => { timings.labels = performance.now(); return r; });
+  const raw = await api.rawArray(cfg.urls.pixels);
+  timings.pixels = performance.now();
   const image = new ImageLayer(raw);
   timings.contrast = performance.now();
+  const view = new View($("view"), image, null);
+  image.render();
+  view.draw();
+  hook.imageShownMs = timings.image = performance.now();
+  setStatus("Loading the mask…");
+  const start = await startPromise;
   labels = new LabelMap(raw.width, raw.height, start.labels);
   const mask = new MaskLayer(labels);
-  const view = new View($("view"), image, mask);
-  image.render();
-  timings.image = performance.now();
+  view.mask = mask;
   mask.updateAll();
   labels.takeDirty();
-  timings.mask = performance.now();
   view.draw();
-  hook.openMs = performance.now();
+  hook.openMs = timings.mask = performance.now();
   timer = new ActiveTimer($("time-spent"), start.draft?.state?.timeSpentS || 0);
 
   const undo = new UndoStack({ limit: 200 });

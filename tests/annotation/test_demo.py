@@ -33,7 +33,7 @@ def _counts():
         "assignments": Assignment.objects.filter(image__project=project).count(),
         "annotations": Annotation.objects.filter(assignment__image__project=project).count(),
         "published": GuidelineVersion.objects.filter(project=project, status="published").count(),
-        "acks": Acknowledgement.objects.count(),
+        "acks": Acknowledgement.objects.filter(guideline_version__project=project).count(),
     }
 
 

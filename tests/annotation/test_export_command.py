@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 H, W = 64, 96
 SUFFIX = {
     "png": "_masks.png", "tiff": "_masks.tif", "cellpose": "_seg.npy", "imagej": "_rois.zip",
-    "geojson": ".geojson",
+    "geojson": ".geojson", "ome-tiff": "_masks.ome.tif", "instances": "_instances.zip",
 }
 
 
@@ -76,7 +76,7 @@ def test_export_writes_one_file_per_mask_that_reads_back(exported, tmp_path, for
     for (user, image_name), (mask, classes) in exported.expected.items():
         stem = image_name.rsplit(".", 1)[0]
         back = read_mask((tmp_path / "out" / user / f"{stem}{SUFFIX[format]}").read_bytes(), shape=(H, W))
-        if format in ("png", "tiff", "cellpose"):
+        if format in ("png", "tiff", "ome-tiff", "instances", "cellpose"):
             np.testing.assert_array_equal(back.labels, mask)
         else:
             assert min(best_ious(mask, back.labels).values()) >= 0.98

@@ -22,7 +22,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from skimage.measure import label as sk_label
 
-from annotation.masks import relabel_sequential
+from annotation.masks import PixelSize, relabel_sequential, write_mask
 from annotation.models import Annotation
 from annotation.services import images_upload_many
 from annotation.services.mask_export import annotation_labels
@@ -166,7 +166,7 @@ def test_geometry_and_crowd_flags(real, tmp_path):
     coco = {"images": [{"id": 1, "file_name": "caulo_15.tif", "width": 310, "height": 281}],
             "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 1,
                              "segmentation": rle_from_indices(cols, 281, 310)}],
-            "categories": [{"id": 1, "name": "cell"}]}
+            "categories": [{"id": 1, "name": "nucleus"}]}
     (folder / "cvat_coco.json").write_text(json.dumps(coco))
     report = tmp_path / "r.json"
     run(folder, "--geometry", "nucleus", "--crowd", "instances", report=report)
@@ -183,9 +183,16 @@ def test_per_instance_zip_named_after_the_image(real, tmp_path):
     folder = tmp_path / "zips"
     folder.mkdir()
     (folder / "img2d_instances.zip").write_bytes(write_instance_masks(mask2d()))
+    caulo = tifffile.imread(OMNIPOSE / "caulo_15_cp_masks.tif")
+    (folder / "caulo_15_labels.ome.tif").write_bytes(
+        write_mask(caulo, format="ome-tiff", pixel_size=PixelSize(y=0.065, x=0.065))
+    )
     report = tmp_path / "r.json"
     run(folder, report=report)
     assert files_of(report)["img2d_instances.zip"]["format"] == "instances"
+    assert files_of(report)["caulo_15_labels.ome.tif"]["format"] == "ome-tiff"
+    row = Annotation.objects.get(assignment__image=real.real["caulo_15.tif"])
+    assert row.import_report["pixel_size"] == {"y": 0.065, "x": 0.065, "unit": "µm"}
     np.testing.assert_array_equal(stored(real, "img2d.tif"), mask2d())
     with zipfile.ZipFile(folder / "img2d_instances.zip") as zf:
         assert len(zf.namelist()) == 125

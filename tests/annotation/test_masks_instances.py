@@ -21,7 +21,6 @@ from annotation.masks import (
     read_instance_stack,
     read_mask,
     relabel_sequential,
-    write_instance_masks,
     write_mask,
 )
 from tests.conftest import TEST_DATA

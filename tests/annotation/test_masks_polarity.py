@@ -192,8 +192,10 @@ def test_intensity_statistics_of_real_files():
 )
 def test_real_label_images_pass_the_intensity_test(path, n_cells):
     arr = tifffile.imread(path)
-    stats = check_not_intensity(arr)
+    check_not_intensity(arr)  # passes
+    stats = label_image_stats(arr)
     assert stats.n_ids == n_cells and stats.pieces == n_cells and stats.fragmented_share == 0.0
+    assert not stats.looks_like_intensity
     result = read_mask(path.read_bytes())
     assert result.n_instances == n_cells and result.warnings == ()
 
@@ -206,9 +208,19 @@ def test_label_image_with_some_split_ids_and_tiny_cells_passes():
         labels[r * 20 + 2 : r * 20 + 6, c * 8 + 1 : c * 8 + 4] = k + 1
         if k % 3 == 0:
             labels[r * 20 + 10, c * 8 + 1] = k + 1  # a 1-px second piece
-    stats = check_not_intensity(labels)
+    check_not_intensity(labels)
+    stats = label_image_stats(labels)
     assert stats.n_ids == 20 and stats.pieces == 27 and not stats.looks_like_intensity
     assert read_mask(png(labels)).n_instances == 20
+
+
+def test_large_arrays_are_measured_on_a_central_window():
+    from annotation.masks.intensity import STATS_CROP
+
+    rng = np.random.default_rng(1)
+    noise = rng.integers(1, 200, size=(STATS_CROP + 40, 300)).astype(np.uint8)
+    with pytest.raises(MaskFormatError, match="its 199 grey values 1..199"):
+        check_not_intensity(noise)
 
 
 def test_few_ids_are_never_refused_even_when_scattered():

@@ -120,10 +120,11 @@ def test_anonymous_requests_are_refused(world, api_client):
 
 
 def test_token_auth_reads_and_session_writes_need_csrf(world):
-    from rest_framework.authtoken.models import Token
     from rest_framework.test import APIClient
 
-    token = Token.objects.create(user=world.users["qa_lead"])
+    from annotation.services.tokens import token_create
+
+    token = token_create(user=world.users["qa_lead"], name="test")
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
     assert client.get(url("world")).json()["slug"] == "world"

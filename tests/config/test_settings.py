@@ -50,7 +50,7 @@ def test_production_environment_selects_postgres_and_real_workers(tmp_path):
         tmp_path,
         DATABASE_URL="postgres://u:p@db.internal:5432/cellcurate",
         CELERY_BROKER_URL="redis://redis.internal:6379/0",
-        DJANGO_SECRET_KEY="x" * 60,
+        DJANGO_SECRET_KEY="k7Qp-2vXz_9RmT4wLc8Yh1NbGf6Jd3Se5Ua0Ko-Zi_tWqEr7Ty2Ui",
         CELLCURATE_HTTPS="1",
     )
     assert s["engine"] == "django.db.backends.postgresql"

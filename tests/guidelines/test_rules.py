@@ -7,6 +7,7 @@ from guidelines.rules import (
     RULE_NAMES,
     RulesError,
     Violation,
+    describe_rules,
     evaluate_rules,
     pixel_size_from_metadata,
     usable_rules,
@@ -266,6 +267,8 @@ def test_legacy_keys_are_read_as_warning_rules():
         ({"border": {"alowed": False}}, "border", "border has unknown parameter 'alowed'"),
         ({"required_classes": {"classes": "nucleus"}}, "required_classes",
          "required_classes.classes must be a list of class names"),
+        ({"required_classes": {"classes": ["x" * 101]}}, "required_classes",
+         "required_classes.classes takes at most 200 names"),
         ({"min_area": {"value": 50}, "max_area": {"value": 20}}, "max_area",
          "max_area (20 px) is smaller than min_area (50 px)"),
         ({"min_area_px": 10, "min_area": {"value": 5}}, "min_area", "min_area is given twice"),
@@ -336,3 +339,18 @@ def test_violation_round_trips_through_its_dict():
 def test_pixel_size_from_metadata(metadata, expected):
     found = pixel_size_from_metadata(metadata)
     assert found == (pytest.approx(expected) if expected is not None else None)
+
+
+def test_rules_described_in_plain_sentences():
+    text = describe_rules({
+        "min_area_px": 30, "max_area": {"value": 400.5, "unit": "um2"}, "max_holes": {"value": 0},
+        "border": {"allowed": True, "severity": "warning"},
+        "required_classes": {"classes": ["nucleus"], "note": "Use the class picker."},
+    })
+    assert text == [
+        "Every cell covers at least 30 px. (warning)",
+        "No cell covers more than 400.5 µm². (blocking)",
+        "Cells have no holes. (blocking)",
+        "Cells touching the image border are labelled. (warning)",
+        "Every cell gets one of the classes nucleus. (blocking) Use the class picker.",
+    ]

@@ -22,6 +22,10 @@ def test_draft_rules_are_stored_normalised(world, api_client):
     expected = {"min_area": {"value": 20, "unit": "um2", "severity": "warning"},
                 "border": {"allowed": False, "severity": "blocking"}}
     assert created.json()["rules"] == expected
+    assert created.json()["rules_text"] == [
+        "Every cell covers at least 20 µm². (warning)",
+        "Cells touching the image border are not labelled. (blocking)",
+    ]
     assert GuidelineVersion.objects.get(project=world.project, version=2).rules == expected
 
 

@@ -1,6 +1,7 @@
 """Rules on submit: blocking violations refuse, warnings are stored, dry runs store nothing."""
 
 import pytest
+from django.db import IntegrityError, transaction
 
 from annotation.models import Annotation, Assignment
 from annotation.services import annotation_submit_labels
@@ -159,3 +160,38 @@ def test_service_dry_run_returns_no_annotation(world):
     assert (result.annotation, result.created, result.dry_run) == (None, False, True)
     assert [(v.rule, v.measured) for v in result.violations] == [("max_instances", (2.0,))]
     assert Annotation.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "change", [{"rule_warnings": []}, {"sha256": "0" * 64}, {"import_report": {"x": 1}}],
+    ids=lambda c: next(iter(c)),
+)
+def test_stored_warnings_are_immutable_like_the_rest_of_the_revision(world, api_client, change):
+    # Migration 0008 re-made the trigger; the new column and the old ones are guarded.
+    publish_rules(world, RULES)
+    created = submit(api_client, world, squares(4, 6)).json()
+    before = Annotation.objects.filter(pk=created["id"]).values().get()
+    assert before["rule_warnings"] != []
+    with pytest.raises(IntegrityError, match="immutable"), transaction.atomic():
+        Annotation.objects.filter(pk=created["id"]).update(**change)
+    assert Annotation.objects.filter(pk=created["id"]).values().get() == before
+
+
+def test_pixel_size_recorded_by_the_mask_file_is_used_when_the_image_has_none(world):
+    # An OME-TIFF mask keeps its physical pixel size in the import report.
+    publish_rules(world, {"min_area": {"value": 3, "unit": "um2", "severity": "blocking"}})
+    report = {"warnings": [], "skipped": [], "pixel_size": {"y": 0.5, "x": 0.5, "unit": "µm"}}
+    with pytest.raises(RuleViolationsError) as info:
+        annotation_submit_labels(actor=world.users["annotator"],
+                                 assignment=world.assignments["annotator"],
+                                 labels=squares(4, 3), import_report=report)
+    (violation,) = info.value.violations
+    assert (violation.cells, violation.measured) == ((2,), (2.25,))
+    # The image's own pixel size wins over the file's: 1 µm pixels make 9 px = 9 µm².
+    world.images[0].metadata = {"pixel_size_um": 1.0}
+    world.images[0].save(update_fields=["metadata"])
+    assignment = world.assignments["annotator"]
+    assignment.image.refresh_from_db()
+    result = annotation_submit_labels(actor=world.users["annotator"], assignment=assignment,
+                                      labels=squares(4, 3), import_report=report)
+    assert (result.created, result.violations) == (True, ())

@@ -58,8 +58,8 @@ class QaWorld:
 
 
 def make_world(*, n_images: int = 2, k: int = 3, k_max: int | None = None,
-               annotators=("ann_a", "ann_b", "ann_c"), extra_annotators=(), rules=None) -> QaWorld:
-    project = ProjectFactory(slug="qa", annotators_per_image=k, max_annotators_per_image=k_max)
+               annotators=("ann_a", "ann_b", "ann_c"), extra_annotators=(), rules=None, slug: str = "qa") -> QaWorld:
+    project = ProjectFactory(slug=slug, annotators_per_image=k, max_annotators_per_image=k_max)
     users = {}
     roles = {"lead": Role.QA_LEAD, "lead2": Role.QA_LEAD, "manager": Role.MANAGER,
              "ml": Role.ML_ENGINEER}

@@ -70,6 +70,7 @@ def test_incremental_reliability_equals_full_recomputation(media_root, django_ca
         for i in range(3):
             for name in ("ann_a", "ann_b", "ann_c"):
                 world.submit(i, name, time_spent_s=10.0 * (i + 1))
+    with django_capture_on_commit_callbacks(execute=True):
         world.submit(1, "ann_b", world.sims[1].labels.astype(np.uint16), base_revision=1)
     incremental = {r.annotator.username: estimates(r) for r in
                    AnnotatorReliability.objects.filter(project=world.project).select_related("annotator")}
@@ -86,6 +87,7 @@ def test_incremental_reliability_equals_full_recomputation(media_root, django_ca
         for key, value in incremental[name].items():
             assert full[name][key] == pytest.approx(value, abs=1e-9), (name, key)
     history = AnnotatorReliabilityPoint.objects.filter(annotator=world.users["ann_a"]).count()
+    assert QaRun.objects.count() == 4
     assert history == 4 + 1  # one point per run that touched ann_a, one for the recomputation
 
 

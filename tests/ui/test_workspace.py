@@ -163,7 +163,9 @@ def test_autosave_restores_the_draft_after_reload(live_server, page, screenshot_
     set_range(page, "#brush-size", 2 * R)
     drag(page, [(50, 50), (120, 70)])
     drawn = areas(page)
-    page.wait_for_function("window.__annotator.autosave.saves >= 1 && !window.__annotator.autosave.dirty", timeout=15000)
+    page.wait_for_function(
+        "() => window.__annotator.autosave.saves >= 1 && !window.__annotator.autosave.dirty", timeout=15000
+    )
     draft = AnnotationDraft.objects.get(assignment=assignment)
     assert draft.instance_count == 1 and draft.base_revision == 0
     page.reload()

@@ -18,7 +18,6 @@ from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
-from rest_framework.authtoken.models import Token
 from scipy import ndimage
 
 from annotation.enums import AssignmentStatus, Role
@@ -32,6 +31,7 @@ from annotation.services import (
     membership_add,
     project_create,
 )
+from annotation.services.tokens import token_create
 from guidelines.selectors import acknowledgement_exists, guideline_published_get
 from guidelines.services import (
     acknowledgement_create,
@@ -105,9 +105,14 @@ class Command(BaseCommand):
         submitted = self._annotations(project, sims[: opts["annotated"]], users, seed=opts["seed"])
         # Later steps (QA, datasets, training) go here, each a method that builds its part
         # through the services and adds a line to the report or to first_steps().
-        tokens = {name: Token.objects.get_or_create(user=user)[0].key for name, user in users.items()}
+        # Tokens are stored hashed: each run issues a fresh one per user (shown only now).
+        tokens = {name: token_create(user=user, name="demo").key for name, user in users.items()}
         self._report(project, guideline, result, submitted, password, tokens)
         self._first_steps_report(project, tokens)
+        # QA workflow (qa app): its own k = 3 project, QA runs, gates, reviews.
+        from qa.services.demo import qa_demo_run
+
+        self.stdout.write("\n".join(qa_demo_run(users=users, seed=opts["seed"]).lines()))
 
     # ------------------------------------------------------------------ steps
 
