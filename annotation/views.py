@@ -162,12 +162,14 @@ def annotate_task(request, slug, pk):
         })
     image = assignment.image
     latest = assignment.annotations.order_by("-revision").first()
-    api = f"/api/v1/projects/{project.slug}/"
+    def api(name: str, **kwargs) -> str:
+        return reverse(f"annotation:{name}", kwargs={"slug": project.slug, **kwargs})
+
     config = {
         "project": {"slug": project.slug, "name": project.name,
                     "cellClasses": list(project.cell_classes or [])},
         "assignment": {"id": assignment.pk, "status": assignment.status,
-                       "comment": getattr(assignment, "comment", "") or "",
+                       "comment": assignment.comment,
                        "leaseExpiresAt": assignment.lease_expires_at.isoformat()
                        if assignment.lease_expires_at else None},
         "image": {"id": image.pk, "name": str(image), "width": image.width,
@@ -180,11 +182,11 @@ def annotate_task(request, slug, pk):
         "assist": {"available": _assist_available(project.slug, image.pk),
                    "note": ASSIST_UNAVAILABLE},
         "urls": {
-            "pixels": f"{api}images/{image.pk}/pixels/",
-            "draft": f"{api}assignments/{assignment.pk}/draft/",
-            "draftLabels": f"{api}assignments/{assignment.pk}/draft/labels/",
-            "annotations": f"{api}annotations/",
-            "latestLabels": f"{api}annotations/{latest.pk}/labels/" if latest else None,
+            "pixels": api("image-pixels", pk=image.pk),
+            "draft": api("assignment-draft", pk=assignment.pk),
+            "draftLabels": api("assignment-draft-labels", pk=assignment.pk),
+            "annotations": api("annotation-list"),
+            "latestLabels": api("annotation-labels", pk=latest.pk) if latest else None,
             "skip": reverse("annotate-skip", kwargs={"slug": slug, "pk": assignment.pk}),
             "queue": reverse("annotate-queue", kwargs={"slug": slug}),
         },

@@ -41,19 +41,19 @@ def main() -> None:
     import logging
 
     logging.getLogger("celery").setLevel(logging.WARNING)
+    from django.contrib.auth import get_user_model
     from django.core.management import call_command
     from django.utils import timezone
 
     from annotation.enums import Role
     from annotation.models import Assignment, Image, Membership, Project
     from annotation.services.annotations import annotation_submit_labels
-    from django.contrib.auth import get_user_model
     from guidelines.enums import GuidelineStatus
     from guidelines.models import Acknowledgement, GuidelineVersion
     from qa.enums import QaTrigger
     from qa.services import image_qa_run
-    from qa.services.qa_run import analyse, annotations_for_qa
     from qa.services.masks import mask_read
+    from qa.services.qa_run import analyse, annotations_for_qa
     from qa.simulate import CARELESS, EXPERT, GOOD, simulate_annotation, simulate_image
 
     call_command("migrate", verbosity=0)

@@ -283,11 +283,23 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     # Group operations by resource (images, assignments, ...) rather than all under "v1".
+    # Jobs and dataset exports share one status vocabulary, training names dataset splits:
+    # one schema name each.
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "datasets.enums.STATUS_CHOICES",
+        "SplitEnum": "datasets.enums.SPLIT_CHOICES",
+    },
     "SCHEMA_PATH_PREFIX": r"/api/v1/(projects/\{slug\}/(?=.))?",
 }
 
 # Celery. No broker configured -> eager, in-process (embedded default).
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
+# Embedded worker (`make demo`): no broker service, yet long tasks leave the web request.
+# Messages go through kombu's filesystem transport in a local folder, and a
+# `celery worker` process started beside the web server runs them.
+CELLCURATE_EMBEDDED_WORKER = env_bool("CELLCURATE_EMBEDDED_WORKER") and not CELERY_BROKER_URL
+if CELLCURATE_EMBEDDED_WORKER:
+    CELERY_BROKER_URL = "filesystem://"
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", CELERY_BROKER_URL or None)
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
@@ -303,6 +315,15 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
     "unacked_restore_interval": min(10, env_int("CELERY_VISIBILITY_TIMEOUT", 3600)),
 }
+if CELLCURATE_EMBEDDED_WORKER:
+    _queue_dir = DATA_DIR / "queue"
+    for _sub in ("messages", "processed"):
+        (_queue_dir / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_queue_dir / "messages"), "data_folder_out": str(_queue_dir / "messages"),
+        "processed_folder": str(_queue_dir / "processed"), "store_processed": False,
+    }
+    CELERY_RESULT_BACKEND = None
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 30 * 60)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 25 * 60)
 CELERY_TASK_DEFAULT_QUEUE = "default"
@@ -313,7 +334,21 @@ CELERY_TIMEZONE = TIME_ZONE
 # `celery -A config beat` re-opens assignments whose lease ran out.
 CELERY_BEAT_SCHEDULE = {
     "expire-assignment-leases": {"task": "annotation.leases_expire", "schedule": 300.0},
+    # Training runs whose worker stopped beating are requeued (they resume from a checkpoint).
+    "reap-stale-training-runs": {"task": "training.runs_reap", "schedule": 60.0,
+                                 "options": {"queue": "training"}},
 }
+
+# Training (training app): device of the workers ("auto" uses CUDA when present), the
+# heartbeat of a running run, after how long without one it counts as dead, how often a
+# run is retried, and the time limit of one attempt.
+TRAINING_DEVICE = os.environ.get("TRAINING_DEVICE", "auto")
+TRAINING_HEARTBEAT_S = env_int("TRAINING_HEARTBEAT_S", 15)
+TRAINING_HEARTBEAT_STALE_S = env_int("TRAINING_HEARTBEAT_STALE_S", 180)
+TRAINING_MAX_ATTEMPTS = env_int("TRAINING_MAX_ATTEMPTS", 5)
+TRAINING_TASK_TIME_LIMIT_S = env_int("TRAINING_TASK_TIME_LIMIT_S", 12 * 3600)
+# SAM weights file for the editor's assist (none: the classical fallback answers).
+ASSIST_SAM_WEIGHTS = os.environ.get("ASSIST_SAM_WEIGHTS", "")
 
 # Security. Production sets CELLCURATE_HTTPS=1 behind a TLS-terminating proxy.
 # Cache: throttle and lockout counters. Redis when CACHE_URL (or a redis:// broker) is

@@ -21,6 +21,7 @@ urlpatterns = [
     path("api/v1/", include("guidelines.urls")),
     path("api/v1/", include("qa.urls")),
     path("api/v1/", include("datasets.urls")),
+    path("api/v1/", include("training.urls")),
 ]
 
 # MEDIA_ROOT is never served as such, not even with DJANGO_DEBUG=1: images and masks are

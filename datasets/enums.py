@@ -63,3 +63,9 @@ class ExportStatus(StrEnum):
 def choices(enum: type[StrEnum]) -> list[tuple[str, str]]:
     """``(value, label)`` pairs for a Django or DRF ``choices=`` argument."""
     return [(member.value, member.value) for member in enum]
+
+
+#: Named once in the OpenAPI schema (``ENUM_NAME_OVERRIDES``): jobs and exports share these
+#: states, and every API that names a split uses the same three.
+STATUS_CHOICES = [(s.value, s.value) for s in ExportStatus]
+SPLIT_CHOICES = [(s.value, s.value) for s in Split]

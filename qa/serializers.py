@@ -114,6 +114,9 @@ def review_output(d: ReviewDecision) -> dict:
 
 
 class PolicyOutput(serializers.ModelSerializer):
+    # Plain strings in the schema: "status" enums of other apps share the name.
+    status = serializers.CharField(read_only=True, help_text="draft, published or retired")
+    flagged_cells = serializers.CharField(read_only=True, help_text="drop, ignore or review")
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     published_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
 
@@ -159,7 +162,8 @@ class GoldInput(StrictSerializer):
 
 
 class ReviewQueueFilter(FilterSerializer):
-    status = serializers.ChoiceField(choices=[s.value for s in ImageQaStatus], required=False)
+    status = serializers.CharField(required=False, max_length=20,
+                                   help_text=f"one of {', '.join(s.value for s in ImageQaStatus)}")
     annotator = serializers.CharField(required=False, max_length=150)
     plate = serializers.CharField(required=False, max_length=100)
     well = serializers.CharField(required=False, max_length=20)
@@ -168,6 +172,13 @@ class ReviewQueueFilter(FilterSerializer):
     modality = serializers.CharField(required=False, max_length=50)
     stain = serializers.CharField(required=False, max_length=100)
     is_gold = serializers.BooleanField(required=False, allow_null=True, default=None)
+
+
+    def validate_status(self, value):
+        if value not in {s.value for s in ImageQaStatus}:
+            raise serializers.ValidationError(
+                f"{value!r} is not one of {', '.join(s.value for s in ImageQaStatus)}")
+        return value
 
 
 class AuditFilter(FilterSerializer):

@@ -13,7 +13,8 @@ overlap rule), ``coco``, ``rle`` (COCO run-length encoding), ``cellpose_seg``, `
 (``read_mask`` / ``write_mask`` dispatch), ``safety`` (caps, safe zip, JSON),
 ``rasterfiles`` (PNG/TIFF masks of every layout), ``binary`` (binary and two-colour
 masks, polarity), ``intensity`` (refusing intensity images sent as masks),
-``instances`` (one binary mask per instance: folders, zips, stacks), ``ometiff``
+``fragments`` (overlap losers left in pieces), ``instances`` (one binary mask per
+instance: folders, zips, stacks), ``ometiff``
 (OME-TIFF and TIFF calibration: physical pixel size).
 """
 

@@ -62,7 +62,7 @@ TINY_PIXELS = 5
 #: Below this share of differing adjacent foreground pairs an array is a label image.
 LABEL_EDGE_SHARE = 0.02
 #: Side of the central window the statistics are measured on, for larger arrays.
-STATS_CROP = 4096
+STATS_CROP = 1024
 
 
 @dataclass(frozen=True)
@@ -191,10 +191,15 @@ def check_not_intensity(arr: np.ndarray, *, what: str = "mask") -> None:
         return
     height, width = arr.shape
     top, left = max(0, (height - STATS_CROP) // 2), max(0, (width - STATS_CROP) // 2)
-    stats = label_image_stats(arr[top : top + STATS_CROP, left : left + STATS_CROP])
+    window = arr[top : top + STATS_CROP, left : left + STATS_CROP]
+    stats = label_image_stats(window)
     if stats.looks_like_intensity:
+        where = (
+            f" (in its central {window.shape[0]} x {window.shape[1]} window)"
+            if window.shape != arr.shape else ""
+        )
         raise MaskFormatError(
-            f"{what} looks like an intensity image, not a label image: its "
+            f"{what} looks like an intensity image, not a label image{where}: its "
             f"{stats.n_ids:,} grey values {stats.min_id}..{stats.max_id} "
             f"({_pct(stats.range_share)} of that range used) lie in {stats.pieces:,} "
             f"scattered pieces; {_pct(stats.fragmented_share)} of the values are in "

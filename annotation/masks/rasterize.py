@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .fragments import MIN_PIECE_SHARE, crop, trim_fragments
 from .labels import ImportResult, MaskFormatError
 from .safety import DEFAULT_LIMITS, Limits
 
@@ -37,9 +38,6 @@ __all__ = ["Shape", "rasterize_rings", "rasterize_shapes", "shapes_extent"]
 
 #: Most row crossings a single shape may generate while being rasterised.
 _MAX_CROSSINGS = 50_000_000
-#: Share of its drawn pixels a fragmented overlap loser's largest piece must keep.
-MIN_PIECE_SHARE = 0.1
-_EIGHT = np.ones((3, 3), dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -318,10 +316,10 @@ def rasterize_shapes(
     trimmed_away: set[int] = set()
     for k in np.flatnonzero((counts[1:] > 0) & (counts[1:] < areas)).tolist():
         name = shapes[rasters[k][0]].name
-        note = _trim_fragments(canvas, k, rasters[k], int(areas[k]), name, min_piece_share)
+        note = trim_fragments(canvas, k, rasters[k], int(areas[k]), name, min_piece_share)
         if note:
             notes.append(note)
-            counts[k + 1] = int(np.count_nonzero(_crop(canvas, rasters[k]) == k + 1))
+            counts[k + 1] = int(np.count_nonzero(crop(canvas, rasters[k]) == k + 1))
             if counts[k + 1] == 0:
                 trimmed_away.add(k)
     present = set((np.flatnonzero(counts[1:])).tolist())
@@ -346,47 +344,6 @@ def rasterize_shapes(
         warnings=tuple(notes),
         skipped=tuple(skipped),
     )
-
-
-def _crop(canvas: np.ndarray, raster: tuple[int, tuple[int, int], np.ndarray]) -> np.ndarray:
-    _, (r0, c0), m = raster
-    return canvas[r0 : r0 + m.shape[0], c0 : c0 + m.shape[1]]
-
-
-def _trim_fragments(
-    canvas: np.ndarray,
-    k: int,
-    raster: tuple[int, tuple[int, int], np.ndarray],
-    area: int,
-    name: str,
-    min_piece_share: float,
-) -> str | None:
-    """Keep the largest piece of overlap loser ``k`` (canvas value k + 1), in place."""
-    from scipy import ndimage
-
-    drawn = raster[2]
-    view = _crop(canvas, raster)
-    kept = view == k + 1
-    pieces, n = ndimage.label(kept, structure=_EIGHT)
-    if n < 2 or ndimage.label(drawn, structure=_EIGHT)[1] > 1:
-        return None
-    sizes = np.bincount(pieces.ravel())[1:]
-    largest = int(np.argmax(sizes)) + 1
-    big, left = int(sizes[largest - 1]), int(sizes.sum())
-    lost = area - left
-    head = (
-        f"{name} lost {lost} of its {area} pixels to overlapping instances and was left in "
-        f"{n} pieces ({left} px)"
-    )
-    if big < min_piece_share * area:
-        view[kept] = 0
-        return (
-            f"{head}; its largest piece ({big} px) is under {min_piece_share:.0%} of the "
-            "pixels it was drawn with, so it was dropped."
-        )
-    view[kept & (pieces != largest)] = 0
-    dropped = f"{n - 1} piece{'s' if n > 2 else ''}"
-    return f"{head}; kept its largest piece ({big} px), dropped {dropped} ({left - big} px)."
 
 
 def _pairwise_overlaps(

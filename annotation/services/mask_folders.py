@@ -62,16 +62,19 @@ def mask_sources_group(sources: list[MaskSource], *, index: ImageIndex) -> list[
         lowered = [m.name.lower() for m in members]
         all_rois = all(n.endswith(".roi") for n in lowered)
         all_masks = all(n.endswith(_INSTANCE_SUFFIXES) for n in lowered)
-        if not (all_rois or all_masks) or (all_masks and len(members) < 2):
-            continue
         key = _folder_key(folder)
+        # A lone PNG/TIFF in an image-named folder is that image's label image, read by
+        # name; under masks/ (the DSB layout) it is a one-cell per-instance set.
+        if not (all_rois or all_masks) or (all_masks and len(members) < 2 and key == folder):
+            continue
         if len(index.match(key)) != 1:
             continue
         if any(index.match_exact(m.name) for m in members):
             continue  # files named after images: each is that image's mask
         for m in members:
             grouped[m.name] = MaskSource(
-                f"{folder}/ ({len(members)} {'ROI' if all_rois else 'mask'} files)",
+                f"{folder}/ ({len(members)} {'ROI' if all_rois else 'mask'} "
+                f"file{'s' if len(members) != 1 else ''})",
                 _zip_of(members), match_name=key,
             )
     out: list[MaskSource] = []

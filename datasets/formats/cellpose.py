@@ -73,3 +73,20 @@ def cellpose_item_files(
     if seg_npy:
         files[f"{item.split}/{item.name}_seg.npy"] = write_cellpose_seg(labels, filename=image_name)
     return files
+
+
+def cellpose_copy_files(*, name: str, split: str, image_bytes: bytes, image_ext: str,
+                        mask_png: bytes) -> dict[str, bytes]:
+    """An item's files when both source files can be copied byte for byte.
+
+    The fast path: the original image (an extension Cellpose reads) and the stored 16-bit
+    PNG label image, unchanged, as ``<split>/<name><ext>`` and ``<split>/<name>_masks.png``.
+    Cellpose picks the mask extension from the first image, so a folder must use this for
+    all of its items or for none (the service decides per export).
+    """
+    ext = image_ext.lower()
+    if ext not in CELLPOSE_IMAGE_EXTS:
+        raise ValueError(f"item {name!r}: Cellpose does not read {ext!r} images")
+    if not mask_png.startswith(b"\x89PNG\r\n\x1a\n"):
+        raise ValueError(f"item {name!r}: the mask to copy is not a PNG")
+    return {f"{split}/{name}{ext}": image_bytes, f"{split}/{name}_masks.png": mask_png}

@@ -11,7 +11,10 @@ export is never offered for download.
 from __future__ import annotations
 
 import logging
+import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -28,7 +31,7 @@ from annotation.models import Job
 from annotation.services.jobs import job_create, job_fail, job_progress, job_start, job_succeed
 from config.errors import Conflict, InvalidInput
 from datasets.enums import ExportFormat, ExportStatus
-from datasets.formats.cellpose import CELLPOSE_IMAGE_EXTS, cellpose_item_files
+from datasets.formats.cellpose import CELLPOSE_IMAGE_EXTS, cellpose_copy_files, cellpose_item_files
 from datasets.formats.coco import COCO_SEGMENTATIONS, CocoBuilder
 from datasets.formats.datasheet import datasheet_markdown
 from datasets.formats.items import IGNORE_MODES, ExportItem
@@ -42,7 +45,11 @@ from datasets.storage import export_storage, temp_files_under
 logger = logging.getLogger(__name__)
 
 EXPORT_TASK = "datasets.export_run"
-_PROGRESS_EVERY = 10
+_PROGRESS_SECONDS = 0.5
+_WRITERS = 16
+_MAX_PENDING = 32
+_PREPARERS = 8
+_LOOKAHEAD = 8
 _OPTION_DEFAULTS = {"ignore": "keep", "segmentation": "rle", "seg_npy": False}
 
 
@@ -107,14 +114,8 @@ def _read(name: str) -> bytes:
 def export_item(row: dict, *, need_pixels: bool, pixel_size_um: float | None = None) -> ExportItem:
     """The :class:`ExportItem` of a manifest row: mask decoded, image bytes (and pixels)."""
     max_pixels = settings.CELLCURATE_MAX_IMAGE_PIXELS
-    image_bytes = _read(row["image"]["file"])
-    actual = sha256_bytes(image_bytes)
-    if actual != row["image"]["sha256"]:
-        raise Conflict(f"image {row['image']['id']} changed in storage (sha256 {actual[:12]}...); "
-                       "the snapshot cannot be exported faithfully")
-    mask_bytes = _read(row["mask"]["file"])
-    if sha256_bytes(mask_bytes) != row["mask"]["sha256"]:
-        raise Conflict(f"approved mask {row['mask']['approved_mask']} changed in storage")
+    image_bytes = _verified(row["image"]["file"], row["image"]["sha256"], f"image {row['image']['id']}")
+    mask_bytes = _verified(row["mask"]["file"], row["mask"]["sha256"], f"approved mask {row['mask']['approved_mask']}")
     labels = read_label_image(mask_bytes, max_pixels=max_pixels)
     pixels = read_image(image_bytes, max_pixels=max_pixels)[0] if need_pixels else None
     ext = f".{row['image']['ext']}" if row["image"]["ext"] else None
@@ -127,20 +128,58 @@ def export_item(row: dict, *, need_pixels: bool, pixel_size_um: float | None = N
     )
 
 
-def _item_files(export: DatasetExport, row: dict, coco: CocoBuilder | None) -> dict[str, bytes]:
+def _verified(name: str, sha256: str, what: str) -> bytes:
+    data = _read(name)
+    actual = sha256_bytes(data)
+    if actual != sha256:
+        raise Conflict(f"{what} changed in storage (sha256 {actual[:12]}...); "
+                       "the snapshot cannot be exported faithfully")
+    return data
+
+
+def cellpose_copies_masks(export: DatasetExport) -> bool:
+    """Whether a Cellpose export can copy every stored mask as-is (all PNG, nothing to drop)."""
+    if export.format != ExportFormat.CELLPOSE:
+        return False
+    items = SnapshotItem.objects.filter(snapshot=export.snapshot)
+    if items.exclude(row__mask__file__iendswith=".png").exists():
+        return False
+    rows_ext = items.values_list("row__image__ext", flat=True).distinct()
+    if any(f".{ext}" not in CELLPOSE_IMAGE_EXTS for ext in rows_ext):
+        return False
+    return export.options.get("ignore") == "keep" or not items.exclude(row__ignore_cells=[]).exists()
+
+
+def _prepare(export: DatasetExport, row: dict, *, copy: bool) -> tuple[dict[str, bytes] | ExportItem, dict[str, str]]:
+    """One item's files (or, for COCO, its :class:`ExportItem`) and the sha256 already known.
+
+    Runs on a worker thread: storage reads, hashing, decoding and encoding release the GIL.
+    """
     fmt, opts = export.format, export.options
     default_class = export.snapshot.selection.get("default_class") or "cell"
+    if copy:
+        files = cellpose_copy_files(
+            name=row["name"], split=row["split"], image_ext=f".{row['image']['ext']}",
+            image_bytes=_verified(row["image"]["file"], row["image"]["sha256"], f"image {row['image']['id']}"),
+            mask_png=_verified(row["mask"]["file"], row["mask"]["sha256"],
+                               f"approved mask {row['mask']['approved_mask']}"),
+        )
+        image_rel, mask_rel = list(files)
+        known = {image_rel: row["image"]["sha256"], mask_rel: row["mask"]["sha256"]}
+        if opts["seg_npy"]:
+            item = export_item(row, need_pixels=False)
+            files.update({k: v for k, v in cellpose_item_files(item, seg_npy=True).items() if k.endswith("_seg.npy")})
+        return files, known
     if fmt == ExportFormat.CELLPOSE:
         need = row["image"]["ext"] and f".{row['image']['ext']}" not in CELLPOSE_IMAGE_EXTS
         return cellpose_item_files(export_item(row, need_pixels=bool(need)), ignore=opts["ignore"],
-                                   seg_npy=opts["seg_npy"])
+                                   seg_npy=opts["seg_npy"]), {}
     if fmt == ExportFormat.COCO:
-        need = f".{row['image']['ext']}" not in CELLPOSE_IMAGE_EXTS
-        return coco.add(export_item(row, need_pixels=need))
+        return export_item(row, need_pixels=f".{row['image']['ext']}" not in CELLPOSE_IMAGE_EXTS), {}
     item = export_item(row, need_pixels=True)
     if fmt == ExportFormat.OME_TIFF:
-        return ome_tiff_item_files(item, ignore=opts["ignore"])
-    return ome_zarr_item_files(item, ignore=opts["ignore"], default_class=default_class)
+        return ome_tiff_item_files(item, ignore=opts["ignore"]), {}
+    return ome_zarr_item_files(item, ignore=opts["ignore"], default_class=default_class), {}
 
 
 def _rows(snapshot: DatasetSnapshot) -> Iterator[dict]:
@@ -192,48 +231,85 @@ def export_run(*, export_id: int, progress: Callable[[int, int], None] | None = 
         _job_call(job_start, job_id=job_id, total=snapshot.n_items,
                   message=f"writing {snapshot} as {export.format} (attempt {export.attempts})")
     files: dict[str, dict] = {}
-    written = skipped = 0
+    counts = {"written": 0, "skipped": 0}
+    resume = export.attempts > 1
+    pending: deque[Future] = deque()
+    ahead: deque[tuple[dict, Future]] = deque()
 
-    def put(rel: str, data: bytes) -> None:
-        nonlocal written, skipped
-        name = export.prefix + rel
-        if export.attempts > 1 and storage.exists(name) and storage.size(name) == len(data):
-            skipped += 1  # an earlier attempt stored it whole (atomic writes) with these bytes
-        else:
-            storage.save(name, ContentFile(data))
-            written += 1
-        files[rel] = {"path": rel, "size": len(data), "sha256": sha256_bytes(data)}
+    def settle(future: Future) -> None:
+        counts["written" if future.result() else "skipped"] += 1
 
-    try:
-        coco = None
-        if export.format == ExportFormat.COCO:
-            classes = list(snapshot.selection.get("cell_classes") or []) or ["cell"]
-            default = snapshot.selection.get("default_class") or classes[0]
-            coco = CocoBuilder(categories=classes, default_class=default,
-                               segmentation=export.options.get("segmentation", "rle"))
-        item_files: dict[str, list[str]] = {}
-        done = 0
-        for row in _rows(snapshot):
-            produced = _item_files(export, row, coco)
-            for rel, data in produced.items():
+    # Writes run on a few threads: each file's fsync (local) or PUT (S3) waits on I/O, so
+    # they overlap with preparing the next item. At most _MAX_PENDING files are in flight,
+    # which bounds memory whatever the number of images.
+    with (ThreadPoolExecutor(max_workers=_WRITERS, thread_name_prefix="export-write") as pool,
+          ThreadPoolExecutor(max_workers=_PREPARERS, thread_name_prefix="export-read") as readers):
+
+        def put(rel: str, data: bytes, sha256: str | None = None) -> None:
+            files[rel] = {"path": rel, "size": len(data), "sha256": sha256 or sha256_bytes(data)}
+            pending.append(pool.submit(_store, storage, export.prefix + rel, data, resume))
+            while len(pending) > _MAX_PENDING:
+                settle(pending.popleft())
+
+        try:
+            coco = None
+            if export.format == ExportFormat.COCO:
+                classes = list(snapshot.selection.get("cell_classes") or []) or ["cell"]
+                default = snapshot.selection.get("default_class") or classes[0]
+                coco = CocoBuilder(categories=classes, default_class=default,
+                                   segmentation=export.options.get("segmentation", "rle"))
+            item_files: dict[str, list[str]] = {}
+            copy = cellpose_copies_masks(export)
+            state = {"done": 0, "reported": time.monotonic()}
+
+            def consume(row: dict, future: Future) -> None:
+                prepared, known = future.result()
+                produced = coco.add(prepared) if coco is not None else prepared
+                for rel, data in produced.items():
+                    put(rel, data, known.get(rel))
+                item_files[row["image"]["sha256"]] = sorted(produced)
+                state["done"] += 1
+                now = time.monotonic()
+                if job_id and (now - state["reported"] >= _PROGRESS_SECONDS or state["done"] == snapshot.n_items):
+                    state["reported"] = now
+                    _job_call(job_progress, job_id=job_id, done=state["done"], total=snapshot.n_items)
+                if progress is not None:
+                    progress(state["done"], snapshot.n_items)
+
+            # Items are read and encoded a few ahead, in order; COCO ids stay in item order.
+            for row in _rows(snapshot):
+                ahead.append((row, readers.submit(_prepare, export, row, copy=copy)))
+                while len(ahead) > _LOOKAHEAD:
+                    consume(*ahead.popleft())
+            while ahead:
+                consume(*ahead.popleft())
+            if coco is not None:
+                for rel, data in coco.finish(info={"snapshot": f"{snapshot.name} v{snapshot.version}",
+                                                   "content_hash": snapshot.content_hash}).items():
+                    put(rel, data)
+            for rel, data in datasheet_documents(export).items():
                 put(rel, data)
-            item_files[row["image"]["sha256"]] = sorted(produced)
-            done += 1
-            if job_id and done % _PROGRESS_EVERY == 0:
-                _job_call(job_progress, job_id=job_id, done=done, total=snapshot.n_items)
-            if progress is not None:
-                progress(done, snapshot.n_items)
-        if coco is not None:
-            for rel, data in coco.finish(info={"snapshot": f"{snapshot.name} v{snapshot.version}",
-                                               "content_hash": snapshot.content_hash}).items():
-                put(rel, data)
-        for rel, data in datasheet_documents(export).items():
-            put(rel, data)
-        put("manifest.json", manifest_document(export, item_files, files))
-    except Exception as exc:
-        _finish_failed(export, f"{type(exc).__name__}: {exc}")
-        raise
-    return _finish_succeeded(export, files, written, skipped)
+            while pending:  # every file is stored before the manifest that lists them
+                settle(pending.popleft())
+            put("manifest.json", manifest_document(export, item_files, files))
+            while pending:
+                settle(pending.popleft())
+        except Exception as exc:
+            for future in pending:
+                future.cancel()
+            for _, future in ahead:
+                future.cancel()
+            _finish_failed(export, f"{type(exc).__name__}: {exc}")
+            raise
+    return _finish_succeeded(export, files, counts["written"], counts["skipped"])
+
+
+def _store(storage, name: str, data: bytes, resume: bool) -> bool:
+    """Store one file; False when a previous attempt already stored it whole (resume only)."""
+    if resume and storage.exists(name) and storage.size(name) == len(data):
+        return False
+    storage.save(name, ContentFile(data))
+    return True
 
 
 def datasheet_documents(export: DatasetExport) -> dict[str, bytes]:

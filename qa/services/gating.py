@@ -64,19 +64,16 @@ def flagged_cell_ids(qa_run: QaRun) -> set[int]:
     for cell in qa_run.cells:
         for ann, label in cell["members"].items():
             by_member[(int(ann), int(label))] = cell["id"]
-    position = {int(a): i for i, a in enumerate(qa_run.agreement.get("annotations", []))}
     flagged: set[int] = set()
     for flag in qa_run.flags:
         if flag.get("cell") is not None:
             hit = by_member.get((flag["annotation"], flag["cell"]))
             if hit is not None:
                 flagged.add(hit)
-        for other_position, label in flag.get("others", []):
-            annotations = [a for a, p in position.items() if p == other_position]
-            if annotations:
-                hit = by_member.get((annotations[0], int(label)))
-                if hit is not None:
-                    flagged.add(hit)
+        for annotation_id, label in flag.get("others", []):
+            hit = by_member.get((int(annotation_id), int(label)))
+            if hit is not None:
+                flagged.add(hit)
     return flagged
 
 

@@ -181,7 +181,7 @@ def _store(*, image, trigger, actor, annotations, weights, analysis: Analysis, g
         {"annotation": ids[f.annotator], "annotator": names[f.annotator],
          "cell": int(f.labels[0]) if f.labels else None, "labels": [int(x) for x in f.labels],
          "kind": str(f.kind), "score": round(float(f.score), 6),
-         "others": [[int(a), int(b)] for a, b in f.others]}
+         "others": [[ids[int(a)], int(b)] for a, b in f.others]}  # [annotation id, its label]
         for f in analysis.flags
     ]
     off = analysis.f1[~np.eye(k, dtype=bool)]
@@ -219,11 +219,12 @@ def _store(*, image, trigger, actor, annotations, weights, analysis: Analysis, g
             for j, a in enumerate(annotations)
         ])
         state, _ = ImageQaState.objects.select_for_update().get_or_create(image=image, defaults={"project": project})
-        state.latest_run = run
-        state.agreement = mean_agreement
-        state.n_flags = len(flags)
-        state.n_disputed = disputed
-        state.save()
+        if state.latest_run_id is None or state.latest_run_id < run.pk:  # two workers raced
+            state.latest_run = run
+            state.agreement = mean_agreement
+            state.n_flags = len(flags)
+            state.n_disputed = disputed
+            state.save()
     return run
 
 

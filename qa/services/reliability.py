@@ -128,8 +128,8 @@ def reliability_apply_run(*, qa_run: QaRun) -> list[AnnotatorReliability]:
     image = qa_run.image
     project = image.project
     state, _ = ImageQaState.objects.select_for_update().get_or_create(image=image, defaults={"project": project})
-    if state.counted_run_id == qa_run.pk:
-        return []
+    if state.counted_run_id is not None and state.counted_run_id >= qa_run.pk:
+        return []  # already counted, or a newer run of the image is (two workers raced)
     old = _scores(state.counted_run_id) if state.counted_run_id else []
     new = _scores(qa_run.pk)
     ids = sorted({s["annotator_id"] for s in old + new})

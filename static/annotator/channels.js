@@ -14,7 +14,8 @@ function el(tag, attrs = {}, children = []) {
 }
 
 export class ChannelControls {
-  /** Mount on `root`; `onChange()` is called after any change (the image must re-render). */
+  /** Mount on `root`; `onChange({live})` after any change (the image must re-render;
+   * `live` while a slider is dragged, when once per frame is enough). */
   constructor(root, image, onChange) {
     this.root = root;
     this.image = image;
@@ -49,16 +50,18 @@ export class ChannelControls {
       visible.addEventListener("change", () => { ch.visible = visible.checked; this.onChange(); });
       colour.addEventListener("change", () => { ch.colour = colour.value; this.onChange(); });
       for (const [which, ctl] of [["min", min], ["max", max]]) {
-        const apply = (value) => {
+        const apply = (value, live = false) => {
           const v = Number(value);
           if (!Number.isFinite(v)) return;
           ch[which] = v;
           if (ch.max <= ch.min) { if (which === "min") ch.max = ch.min + 1; else ch.min = ch.max - 1; }
           this.sync();
-          this.onChange();
+          this.onChange({ live });
         };
         ctl.num.addEventListener("change", () => apply(ctl.num.value));
-        ctl.slider.addEventListener("input", () => apply(ctl.slider.value));
+        // Dragging a slider fires many events per frame: render once per frame meanwhile.
+        ctl.slider.addEventListener("input", () => apply(ctl.slider.value, true));
+        ctl.slider.addEventListener("change", () => apply(ctl.slider.value));
       }
     });
     this.sync();

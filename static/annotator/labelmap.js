@@ -242,15 +242,21 @@ export class LabelMap {
 
   /**
    * Split cell `id` along a polyline: the line's pixels (4-connected, so the parts are
-   * separate under 4- and 8-connectivity) become background, the largest part keeps
-   * `id` and every other part gets a new id from `newId()`. Returns the ids of the parts.
+   * separate under 4- and 8-connectivity) become background. Of the pieces the line
+   * touches, the largest keeps `id` and each other gets a new id (the first from
+   * `newId()`, then consecutive); pieces the line does not touch keep `id`. Returns the
+   * ids of the pieces the line touches.
    */
   split(id, points, newId) {
     const box = this.bbox(id);
     if (!box || points.length < 2) return [];
     const w = this.width, d = this.data;
+    const bw = box.x1 - box.x0 + 1, bh = box.y1 - box.y0 + 1;
+    const cutMask = new Uint8Array(bw * bh);
     const cut = (x, y) => {
-      if (x >= 0 && y >= 0 && x < w && y < this.height && d[y * w + x] === id) this.set(y * w + x, 0);
+      if (x < box.x0 || y < box.y0 || x > box.x1 || y > box.y1 || d[y * w + x] !== id) return;
+      this.set(y * w + x, 0);
+      cutMask[(y - box.y0) * bw + (x - box.x0)] = 1;
     };
     for (let k = 1; k < points.length; k++) {
       let [x, y] = points[k - 1].map(Math.floor);
@@ -264,38 +270,40 @@ export class LabelMap {
         cut(x, y);
       }
     }
-    // 4-connected components of what is left of the cell, inside its bbox.
-    const bw = box.x1 - box.x0 + 1, bh = box.y1 - box.y0 + 1;
+    // 4-connected components of what is left of the cell, inside its bbox; note which
+    // ones border the cut.
     const comp = new Int32Array(bw * bh).fill(-1);
-    const sizes = [];
+    const sizes = [], touches = [];
     const stack = [];
-    for (let by = 0; by < bh; by++) {
-      for (let bx = 0; bx < bw; bx++) {
-        const b = by * bw + bx;
-        if (comp[b] !== -1 || d[(box.y0 + by) * w + box.x0 + bx] !== id) continue;
-        const c = sizes.length; sizes.push(0);
-        comp[b] = c; stack.push(b);
-        while (stack.length) {
-          const q = stack.pop(); sizes[c]++;
-          const qx = q % bw, qy = (q / bw) | 0;
-          const nbrs = [qx > 0 ? q - 1 : -1, qx < bw - 1 ? q + 1 : -1, qy > 0 ? q - bw : -1, qy < bh - 1 ? q + bw : -1];
-          for (const nb of nbrs) {
-            if (nb < 0 || comp[nb] !== -1) continue;
-            if (d[(box.y0 + ((nb / bw) | 0)) * w + box.x0 + (nb % bw)] !== id) continue;
-            comp[nb] = c; stack.push(nb);
-          }
+    const at = (b) => d[(box.y0 + ((b / bw) | 0)) * w + box.x0 + (b % bw)];
+    for (let b0 = 0; b0 < comp.length; b0++) {
+      if (comp[b0] !== -1 || at(b0) !== id) continue;
+      const c = sizes.length; sizes.push(0); touches.push(false);
+      comp[b0] = c; stack.push(b0);
+      while (stack.length) {
+        const q = stack.pop(); sizes[c]++;
+        const qx = q % bw, qy = (q / bw) | 0;
+        const nbrs = [qx > 0 ? q - 1 : -1, qx < bw - 1 ? q + 1 : -1, qy > 0 ? q - bw : -1, qy < bh - 1 ? q + bw : -1];
+        for (const nb of nbrs) {
+          if (nb < 0) continue;
+          if (cutMask[nb]) { touches[c] = true; continue; }
+          if (comp[nb] !== -1 || at(nb) !== id) continue;
+          comp[nb] = c; stack.push(nb);
         }
       }
     }
-    if (sizes.length <= 1) { this.markDirty(box.x0, box.y0, box.x1, box.y1); return sizes.length ? [id] : []; }
-    const keep = sizes.indexOf(Math.max(...sizes));
-    const ids = sizes.map((_, c) => (c === keep ? id : newId()));
+    const cutParts = sizes.map((_, c) => c).filter((c) => touches[c]);
+    this.markDirty(box.x0, box.y0, box.x1, box.y1);
+    if (cutParts.length <= 1) return cutParts.length ? [id] : [];
+    const keep = cutParts.reduce((a, c) => (sizes[c] > sizes[a] ? c : a), cutParts[0]);
+    const ids = new Map();
+    let next = newId();
+    for (const c of cutParts) ids.set(c, c === keep ? id : next++);
     for (let b = 0; b < comp.length; b++) {
       const c = comp[b];
-      if (c < 0 || c === keep) continue;
-      this.set((box.y0 + ((b / bw) | 0)) * w + box.x0 + (b % bw), ids[c]);
+      if (c < 0 || c === keep || !ids.has(c)) continue;
+      this.set((box.y0 + ((b / bw) | 0)) * w + box.x0 + (b % bw), ids.get(c));
     }
-    this.markDirty(box.x0, box.y0, box.x1, box.y1);
-    return ids;
+    return [...ids.values()];
   }
 }

@@ -159,8 +159,8 @@ export class Editor {
     const canvas = this.view.canvas;
     canvas.addEventListener("pointerdown", (e) => this.pointerDown(e));
     canvas.addEventListener("pointermove", (e) => this.pointerMove(e));
-    canvas.addEventListener("pointerup", (e) => this.pointerUp(e));
-    canvas.addEventListener("pointercancel", (e) => this.pointerUp(e));
+    canvas.addEventListener("pointerup", () => this.pointerUp());
+    canvas.addEventListener("pointercancel", () => this.pointerUp());
     canvas.addEventListener("pointerleave", () => { this.cursor = null; this.view.redraw(); });
     canvas.addEventListener("dblclick", () => { if (this.tool === "polygon") this.closePolygon(); });
     canvas.addEventListener("wheel", (e) => {
@@ -235,7 +235,7 @@ export class Editor {
     this.view.redraw();
   }
 
-  pointerUp(e) {
+  pointerUp() {
     if (this.panning) { this.panning = null; return; }
     if (this.stroking) { this.endStroke(); return; }
     if (!this.dragging) return;
@@ -247,7 +247,6 @@ export class Editor {
     } else if (this.tool === "polygon" && this.path && this.path.length - this.pathStart >= 4) {
       this.closePolygon();   // dragged: a lasso, closed on release
     }
-    void e;
   }
 
   keyDown(e) {

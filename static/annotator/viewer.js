@@ -101,7 +101,7 @@ export class ImageLayer {
       const packed = new Uint32Array(lut.length);
       for (let k = 0; k < lut.length; k++) {
         const v = lut[k];
-        packed[k] = (255 << 24) | (((b * v) / 255) << 16) | (((g * v) / 255) << 8) | ((r * v) / 255);
+        packed[k] = (255 << 24) | (Math.round((b * v) / 255) << 16) | (Math.round((g * v) / 255) << 8) | Math.round((r * v) / 255);
       }
       const plane = this.planes[c];
       if (offset === 0) for (let i = 0; i < n; i++) out32[i] = packed[plane[i]];
@@ -112,15 +112,20 @@ export class ImageLayer {
         const [r, g, b] = COLOURS[this.channels[c].colour];
         const plane = this.planes[c];
         if (this.range) {
+          // Per-channel colour LUTs: the channel's display value times its colour, /255.
           const { lut, offset } = this._lut(c);
+          const lr = new Uint8Array(lut.length), lg = new Uint8Array(lut.length), lb = new Uint8Array(lut.length);
+          for (let k = 0; k < lut.length; k++) {
+            lr[k] = Math.round((r * lut[k]) / 255); lg[k] = Math.round((g * lut[k]) / 255); lb[k] = Math.round((b * lut[k]) / 255);
+          }
           for (let i = 0, j = 0; i < n; i++, j += 3) {
-            const v = lut[plane[i] + offset];
-            acc[j] += (r * v) >> 8; acc[j + 1] += (g * v) >> 8; acc[j + 2] += (b * v) >> 8;
+            const k = plane[i] + offset;
+            acc[j] += lr[k]; acc[j + 1] += lg[k]; acc[j + 2] += lb[k];
           }
         } else {
           for (let i = 0, j = 0; i < n; i++, j += 3) {
             const v = this.scale(c, plane[i]);
-            acc[j] += (r * v) >> 8; acc[j + 1] += (g * v) >> 8; acc[j + 2] += (b * v) >> 8;
+            acc[j] += Math.round((r * v) / 255); acc[j + 1] += Math.round((g * v) / 255); acc[j + 2] += Math.round((b * v) / 255);
           }
         }
       }

@@ -72,14 +72,13 @@ async function main() {
 
   const saveStatus = (text, kind) => { const n = $("save-status"); n.textContent = text; n.dataset.kind = kind || ""; };
   let labels = null, editor = null, timer = null;
-  const form = async ({ dryRun = false } = {}) => {
+  const form = async () => {
     const ids = compactIds(labels.data);
     const body = new FormData();
     body.set("assignment", String(cfg.assignment.id));
     body.set("mask", await encodeLabelPng(ids, labels.width, labels.height), "mask.png");
     body.set("base_revision", String(cfg.latest ? cfg.latest.revision : 0));
     body.set("time_spent_s", String(Math.round(timer.seconds)));
-    if (dryRun) body.set("dry_run", "true");
     return body;
   };
   const autosave = new Autosave({
@@ -147,7 +146,17 @@ async function main() {
     view.centreOn((box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2, Math.min(view.canvas.width, view.canvas.height) / span);
     view.redraw();
   };
-  const renderImage = () => { const t0 = performance.now(); image.render(); view.draw(); hook.lastRenderMs = performance.now() - t0; };
+  let renderQueued = false;
+  const renderImage = ({ live = false } = {}) => {
+    if (live) {
+      if (!renderQueued) { renderQueued = true; requestAnimationFrame(() => { renderQueued = false; renderImage(); }); }
+      return;
+    }
+    const t0 = performance.now();
+    image.render();
+    view.draw();
+    hook.lastRenderMs = performance.now() - t0;
+  };
   const channels = new ChannelControls($("channels"), image, renderImage);
 
   // ---- controls
@@ -206,10 +215,12 @@ async function main() {
       const body = await form();
       const annotation = await api.json(cfg.urls.annotations, { method: "POST", body, headers: { "Idempotency-Key": submitKey } });
       await autosave.discard();
+      autosave.stopped = false;   // further edits become the draft of the next revision
       cfg.latest = { id: annotation.id, revision: annotation.revision };
       hook.submitted = annotation;
       root.dataset.state = "submitted";
-      setStatus(`Submitted revision ${annotation.revision} with ${annotation.instance_count} cells in ${Math.round(timer.seconds)} s of work. Back to your tasks to start the next one.`);
+      setStatus(`Submitted revision ${annotation.revision} with ${annotation.instance_count} cells in ${Math.round(timer.seconds)} s of work. Further edits become revision ${annotation.revision + 1}.`);
+      $("after-submit").hidden = false;
       saveStatus("submitted", "ok");
     } catch (err) {
       if (err instanceof ApiError && err.body && Array.isArray(err.body.violations)) { rules.show(err.body.violations); showViolations(); }

@@ -196,3 +196,18 @@ def test_per_instance_zip_named_after_the_image(real, tmp_path):
     np.testing.assert_array_equal(stored(real, "img2d.tif"), mask2d())
     with zipfile.ZipFile(folder / "img2d_instances.zip") as zf:
         assert len(zf.namelist()) == 125
+
+
+def test_a_dsb_masks_folder_with_a_single_nucleus(real, tmp_path):
+    from PIL import Image as PILImage
+
+    masks = tmp_path / "stage1" / "caulo_15" / "masks"
+    masks.mkdir(parents=True)
+    cell = np.zeros((281, 310), np.uint8)
+    cell[100:110, 50:70] = 255
+    PILImage.fromarray(cell).save(masks / "3f0a9b.png")
+    report = tmp_path / "r.json"
+    run(tmp_path / "stage1", report=report)
+    outcome = files_of(report)["caulo_15/masks/ (1 mask file)"]
+    assert (outcome["status"], outcome["instances"]) == ("imported", 1)
+    assert int((stored(real, "caulo_15.tif") == 1).sum()) == 200

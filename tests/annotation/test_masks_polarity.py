@@ -219,7 +219,7 @@ def test_large_arrays_are_measured_on_a_central_window():
 
     rng = np.random.default_rng(1)
     noise = rng.integers(1, 200, size=(STATS_CROP + 40, 300)).astype(np.uint8)
-    with pytest.raises(MaskFormatError, match="its 199 grey values 1..199"):
+    with pytest.raises(MaskFormatError, match=r"central 1024 x 300 window\): its 199 grey values"):
         check_not_intensity(noise)
 
 

@@ -100,7 +100,7 @@ def test_stale_if_match_is_412_and_fresh_if_match_succeeds(world, api_client):
     assert fresh["ETag"] == '"3"'
 
 
-def test_annotators_never_see_another_mask_before_submitting_their_own(world, api_client):
+def test_annotators_never_see_another_mask_before_or_after_submitting_their_own(world, api_client):
     theirs = submit(api_client, world, "annotator").json()
     api_client.force_authenticate(world.users["annotator2"])
     assert api_client.get(url("world", "annotations", theirs["id"])).status_code == 404
@@ -108,11 +108,12 @@ def test_annotators_never_see_another_mask_before_submitting_their_own(world, ap
     assert api_client.get(url("world", "annotations")).json()["count"] == 0
     assert api_client.get(url("world", "annotations") + f"?image={world.images[0].pk}").json()["count"] == 0
 
+    # Blind labelling holds after submitting too (else a peer's mask could be resubmitted).
     submit(api_client, world, "annotator2")
     api_client.force_authenticate(world.users["annotator2"])
-    assert api_client.get(url("world", "annotations", theirs["id"], "mask")).status_code == 200
+    assert api_client.get(url("world", "annotations", theirs["id"], "mask")).status_code == 404
     listed = api_client.get(url("world", "annotations")).json()["results"]
-    assert sorted(a["annotator"] for a in listed) == ["annotator", "annotator2"]
+    assert sorted(a["annotator"] for a in listed) == ["annotator2"]
 
 
 def test_qa_lead_sees_every_mask(world, api_client):

@@ -93,7 +93,7 @@ def _submit(api_client, world, mask_bytes, *, user="annotator"):
 
 
 BAD_MASKS = [
-    pytest.param(png_bytes(label_mask(height=10, width=10)), "mask is 10 x 10", id="wrong-shape"),
+    pytest.param(png_bytes(label_mask(height=10, width=10)), "is 10 x 10 (H x W), but the image is 24 x 32", id="wrong-shape"),
     pytest.param(tiff_bytes(np.full((24, 32), 1.5, dtype=np.float32)), "float", id="float"),
     pytest.param(tiff_bytes(np.full((24, 32), -1, dtype=np.int16)), "negative", id="negative"),
     pytest.param(b"", "empty", id="empty"),

@@ -45,7 +45,7 @@ def test_snapshot_then_export_to_a_zip_from_the_command_line(dsworld, tmp_path):
     (["--project", "cells", "--name", "n", "--user", "ghost"], "no user 'ghost'"),
     (["--project", "cells", "--name", "n", "--user", "cells-manager", "--filter", "modality"], "FIELD=VALUE"),
     (["--project", "cells", "--name", "n", "--user", "cells-manager", "--fractions", "0.5,0.5"], "three numbers"),
-    (["--project", "cells", "--name", "n", "--user", "cells-manager", "--fractions", "0.7,0.7,0.1"], "sum to 1 (fractions)"),
+    (["--project", "cells", "--name", "n", "--user", "cells-manager", "--fractions", "0.7,0.7,0.1"], "must sum to 1, got 1.5 (fractions)"),
     (["--project", "cells", "--name", "n", "--user", "cells-qa_lead"], "this needs manager, ml_engineer"),
 ])
 def test_snapshot_command_errors_name_the_problem(dsworld, args, message):

@@ -109,3 +109,38 @@ def test_throttle_classes_are_enabled():
 
     assert api_settings.DEFAULT_THROTTLE_CLASSES == [AnonRateThrottle, UserRateThrottle]
     assert set(api_settings.DEFAULT_THROTTLE_RATES) == {"anon", "user"}
+
+
+def test_counters_live_in_the_cache_of_the_mode(tmp_path):
+    """Embedded: local memory. With a redis:// broker (CI's second run): Redis, so a failure
+    counted by one web process is seen by every other."""
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings
+    from django.core.cache import cache
+
+    from annotation.throttling import failure_count, failure_record
+    from tests.conftest import REPO_ROOT, broker_configured
+
+    scope = ("login", "shared-counter", "192.0.2.1")
+    assert failure_record(scope, 60) == 1
+    assert failure_count(scope) == 1
+    backend = settings.CACHES["default"]["BACKEND"]
+    if not broker_configured():
+        assert backend.endswith("LocMemCache")
+        return
+    assert backend.endswith("RedisCache")
+    code = (
+        "import django; django.setup(); from annotation.throttling import failure_record; "
+        f"print(failure_record({scope!r}, 60))"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings",
+           "CELLCURATE_DATA_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "2"
+    assert failure_count(scope) == 2
+    cache.clear()

@@ -88,6 +88,9 @@ def test_brush_two_cells_erase_undo_submit_stores_two_instances(live_server, pag
     ids, counts = np.unique(labels[labels > 0], return_counts=True)
     assert dict(zip(ids.tolist(), counts.tolist(), strict=True)) == two
     assert not AnnotationDraft.objects.filter(assignment=assignment).exists()
+    # Nothing else is queued: "next task" says so on the queue page.
+    page.click("#next-after-submit")
+    page.wait_for_selector("text=Nothing left to annotate")
     assert seen.dialogs == [] and seen.csp_errors == [] and seen.page_errors == []
 
 
@@ -222,3 +225,47 @@ def test_blocking_rule_violation_is_shown_on_the_cell_and_blocks_submit(live_ser
     assert Annotation.objects.get(assignment=assignment).instance_count == 1
     assert page.locator("#violations li").count() == 0
     assert seen.page_errors == []
+
+
+def test_two_channel_composite_with_colours_windows_and_toggles(live_server, page, screenshot_dir):
+    from annotation.enums import Role
+    from tests.factories import (
+        AcknowledgementFactory,
+        AssignmentFactory,
+        GuidelineVersionFactory,
+        ImageFactory,
+        MembershipFactory,
+        ProjectFactory,
+        UserFactory,
+        tiff_bytes,
+    )
+
+    user = UserFactory(username="ana")
+    project = ProjectFactory(slug="two-channel")
+    MembershipFactory(user=user, project=project, role=Role.ANNOTATOR)
+    pixels = np.zeros((60, 80, 2), np.uint16)
+    pixels[..., 0] = np.arange(80, dtype=np.uint16)[None, :] * 12     # nuclei channel: ramp
+    pixels[..., 1] = np.arange(60, dtype=np.uint16)[:, None] * 16     # membrane channel
+    pixels[5, 5] = (500, 250)
+    image = ImageFactory(project=project, content=tiff_bytes(pixels, photometric="minisblack", planarconfig="contig"),
+                         height=60, width=80, channels=2, format="tiff")
+    AcknowledgementFactory(user=user, guideline_version=GuidelineVersionFactory(project=project, published=True))
+    assignment = AssignmentFactory(image=image, annotator=user)
+    watch(page)
+    log_in(page, live_server.url)
+    page.goto(f"{live_server.url}/annotate/two-channel/tasks/{assignment.pk}/")
+    wait_ready(page)
+    assert page.evaluate("window.__annotator.image.planes.length") == 2
+    assert page.input_value("#ch-0-colour") == "green" and page.input_value("#ch-1-colour") == "magenta"
+    for c in (0, 1):
+        page.fill(f"#ch-{c}-min", "0")
+        page.press(f"#ch-{c}-min", "Enter")
+        page.fill(f"#ch-{c}-max", "1000")
+        page.press(f"#ch-{c}-max", "Enter")
+    # 500 -> 128 in green, 250 -> 64 in magenta: added, per component.
+    assert page.evaluate("window.__annotator.displayed(5, 5)") == [64, 128, 64, 255]
+    page.screenshot(path=str(screenshot_dir / "ws-14-two-channels.png"))
+    page.uncheck("#ch-1-on")
+    assert page.evaluate("window.__annotator.displayed(5, 5)") == [0, 128, 0, 255]
+    page.select_option("#ch-0-colour", "red")
+    assert page.evaluate("window.__annotator.displayed(5, 5)") == [128, 0, 0, 255]

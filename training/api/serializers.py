@@ -1,0 +1,72 @@
+"""DRF serializers of the training API: parse requests, render rows. No logic."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from annotation.enums import choices
+from annotation.serializers import FilterSerializer, StrictSerializer
+from datasets.enums import Split
+from training.enums import Backbone, RunStatus
+from training.models import ModelVersion, TrainingRun
+
+
+class RunCreateInput(StrictSerializer):
+    name = serializers.SlugField(max_length=100, help_text="model name the run registers under")
+    snapshot = serializers.IntegerField(min_value=1)
+    backbone = serializers.ChoiceField(choices=choices(Backbone), default=Backbone.CELLPOSE.value)
+    base_model = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None,
+                                          help_text="a registered model version to start from")
+    base_weights = serializers.CharField(required=False, allow_blank=True, default="", max_length=500,
+                                         help_text="storage name of an uploaded weights file")
+    hyperparameters = serializers.DictField(required=False, default=dict)
+    options = serializers.DictField(required=False, default=dict)
+    train_split = serializers.ChoiceField(choices=choices(Split), default=Split.TRAIN.value)
+    val_split = serializers.ChoiceField(choices=[("", "none"), *choices(Split)], default=Split.VAL.value)
+    test_split = serializers.ChoiceField(choices=[("", "none"), *choices(Split)], default=Split.TEST.value)
+
+
+class RunFilter(FilterSerializer):
+    status = serializers.ChoiceField(choices=choices(RunStatus), required=False)
+
+
+class ModelFilter(FilterSerializer):
+    name = serializers.SlugField(required=False)
+    backbone = serializers.ChoiceField(choices=choices(Backbone), required=False)
+
+
+class RunOutput(serializers.ModelSerializer):
+    progress = serializers.SerializerMethodField()
+    snapshot_content_hash = serializers.CharField(source="snapshot.content_hash", read_only=True)
+
+    class Meta:
+        model = TrainingRun
+        fields = [
+            "id", "name", "snapshot", "snapshot_content_hash", "train_split", "val_split", "test_split",
+            "backbone", "base_model", "base_weights", "hyperparameters", "options", "status",
+            "cancel_requested", "phase", "progress", "epochs_done", "epochs_total", "train_loss",
+            "val_loss", "metrics", "checkpoint_epoch", "attempts", "resumed_from_epoch", "worker",
+            "heartbeat_at", "device", "train_seconds", "error", "model_version", "created_at",
+            "started_at", "finished_at",
+        ]
+        read_only_fields = fields
+
+    def get_progress(self, run) -> float:
+        return round(run.epochs_done / run.epochs_total, 4) if run.epochs_total else 0.0
+
+
+class ModelOutput(serializers.ModelSerializer):
+    run = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ModelVersion
+        fields = [
+            "id", "name", "version", "backbone", "weights_sha256", "parent", "snapshot",
+            "snapshot_content_hash", "code_version", "hyperparameters", "options", "metrics", "run",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_run(self, model) -> int | None:
+        run = getattr(model, "run", None) if hasattr(model, "run") else None
+        return run.pk if run is not None else None
