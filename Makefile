@@ -43,9 +43,17 @@ demo-data: install
 	DJANGO_DEBUG=1 $(BIN)/python manage.py migrate --noinput
 	DJANGO_DEBUG=1 $(BIN)/python manage.py demo
 
+# The demo runs long tasks (training, QA of many images, exports) in a Celery worker beside
+# the web server, through kombu's filesystem transport under var/queue: no broker service,
+# and no request waits for a long task.
 demo: demo-data
-	@echo "Serving on http://$(HOST):$(PORT)/ (Ctrl-C to stop)"
-	DJANGO_DEBUG=1 $(BIN)/python manage.py runserver $(HOST):$(PORT)
+	@echo "Serving on http://$(HOST):$(PORT)/ with an embedded worker (Ctrl-C stops both)"
+	export CELLCURATE_EMBEDDED_WORKER=1 DJANGO_DEBUG=1; \
+	$(BIN)/celery -A config worker --pool=solo -Q default,training --beat \
+	  --schedule var/celerybeat-schedule --without-gossip --without-mingle --without-heartbeat \
+	  --loglevel=INFO --logfile var/worker.log & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 serve: install
 	DJANGO_DEBUG=1 $(BIN)/python manage.py runserver $(HOST):$(PORT)

@@ -22,6 +22,7 @@ from annotation import selectors, services
 from annotation.access import check_project_role
 from annotation.enums import AssignmentStatus, Role
 from annotation.models import Annotation, Membership
+from annotation.services.drafts import draft_get
 from config.errors import DomainError, NotFound, PermissionDenied
 from guidelines import services as guideline_services
 from guidelines.selectors import acknowledgement_exists, guideline_published_get
@@ -162,6 +163,11 @@ def annotate_task(request, slug, pk):
         })
     image = assignment.image
     latest = assignment.annotations.order_by("-revision").first()
+    try:
+        draft = draft_get(actor=request.user, assignment=assignment)
+    except NotFound:
+        draft = None
+    base_revision = latest.revision if latest else 0
     def api(name: str, **kwargs) -> str:
         return reverse(f"annotation:{name}", kwargs={"slug": project.slug, **kwargs})
 
@@ -177,6 +183,9 @@ def annotate_task(request, slug, pk):
                   "stain": image.stain, "modality": image.modality},
         "latest": {"id": latest.pk, "revision": latest.revision,
                    "instanceClasses": latest.instance_classes} if latest else None,
+        "draft": {"baseRevision": draft.base_revision, "savedAt": draft.saved_at.isoformat(),
+                  "state": draft.state, "current": draft.base_revision == base_revision}
+        if draft else None,
         "guideline": {"version": guideline.version, "title": guideline.title,
                       "rules": guideline.rules} if guideline else None,
         "assist": {"available": _assist_available(project.slug, image.pk),

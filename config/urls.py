@@ -11,6 +11,7 @@ urlpatterns = [
     path("", annotation_views.home, name="home"),
     path("admin/", admin.site.urls),
     path("annotate/", include("annotation.page_urls")),
+    path("qa/", include("qa.page_urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script as a file: no inline script (CSP).

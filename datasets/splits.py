@@ -12,6 +12,7 @@ it is. No group may therefore appear in two splits, which :func:`check_leaks` ve
 from __future__ import annotations
 
 import math
+import warnings as warnings_module
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -158,7 +159,14 @@ def split_items(
         if strata_arr is None:
             _shuffle_split(group_arr, out, val_f, test_f, seed, warnings)
         else:
-            _stratified_split(group_arr, strata_arr, out, val_f, test_f, seed, warnings)
+            try:
+                _stratified_split(group_arr, strata_arr, out, val_f, test_f, seed, warnings)
+            except ValueError as exc:
+                # Too few items per stratum for any fold layout: split by groups alone.
+                warnings.append(f"stratification impossible ({exc}); split by groups only")
+                method = "GroupShuffleSplit"
+                out[:] = Split.TRAIN.value
+                _shuffle_split(group_arr, out, val_f, test_f, seed, warnings)
     for s in (Split.VAL, Split.TEST):
         wanted = val_f if s is Split.VAL else test_f
         if wanted > 0 and not np.any(out == s.value) and unique_groups.size > 1:
@@ -205,7 +213,12 @@ def _stratified_split(groups, strata, out, val_f, test_f, seed, warnings) -> Non
             n_test -= 1
     _, y = np.unique(strata, return_inverse=True)
     splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-    for fold, (_, idx) in enumerate(splitter.split(np.zeros(len(groups)), y, groups=groups)):
+    with warnings_module.catch_warnings(record=True) as caught:
+        warnings_module.simplefilter("always")
+        folds = list(splitter.split(np.zeros(len(groups)), y, groups=groups))
+    # scikit-learn warns when a stratum is rarer than the folds; people should read it.
+    warnings.extend(f"stratification: {w.message}" for w in caught)
+    for fold, (_, idx) in enumerate(folds):
         if fold < n_test:
             out[idx] = Split.TEST.value
         elif fold < n_test + n_val:

@@ -17,14 +17,25 @@ import pytest
 from django.conf import settings
 from django.test.utils import override_settings
 
+from tests.browser import browser, page, screenshot_dir  # noqa: F401  (one Playwright session)
+
 
 @pytest.fixture(autouse=True)
 def _fresh_throttle_counters():
-    """Throttle and lockout counters live in the cache; each test starts with none."""
+    """Throttle and lockout counters live in the cache; each test starts with none.
+
+    With Redis (a broker configured) only our own prefixed keys go: the same database may
+    hold the Celery broker's queues and bindings.
+    """
     from django.core.cache import cache
 
-    cache.clear()
-    yield
+    if "Redis" not in settings.CACHES["default"]["BACKEND"]:
+        cache.clear()
+        return
+    client = cache._cache.get_client(write=True)
+    keys = list(client.scan_iter(f"{settings.CACHES['default'].get('KEY_PREFIX', '')}:*"))
+    if keys:
+        client.delete(*keys)
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

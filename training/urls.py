@@ -14,5 +14,6 @@ urlpatterns = [
     path(P + "training-runs/<int:pk>/cancel/", views.RunCancelView.as_view(), name="run-cancel"),
     path(P + "models/", views.ModelListView.as_view(), name="model-list"),
     path(P + "models/<int:pk>/", views.ModelDetailView.as_view(), name="model-detail"),
+    path(P + "images/<int:pk>/assist/", views.AssistView.as_view(), name="image-assist"),
     path(P + "models/<int:a>/compare/<int:b>/", views.ModelCompareView.as_view(), name="model-compare"),
 ]

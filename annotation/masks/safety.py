@@ -195,7 +195,7 @@ class SafeZip:
         except MaskFormatError:
             self._zf.close()
             raise
-        self._infos = {}
+        self._entries: list[zipfile.ZipInfo] = []
         self.names: list[str] = []
         self.skipped: list[tuple[str, str]] = []
         for info in infos:
@@ -205,14 +205,21 @@ class SafeZip:
             if name.startswith(_ZIP_JUNK[0]) or name.rsplit("/", 1)[-1] in _ZIP_JUNK[1:]:
                 self.skipped.append((name, "operating-system metadata, not a mask"))
                 continue
-            self._infos[name] = info
+            self._entries.append(info)
             self.names.append(name)
+        self._first = {}
+        for info in reversed(self._entries):
+            self._first[info.filename] = info
 
     def read(self, name: str) -> bytes:
         """Inflate one member, counting it against the archive's byte budget."""
+        return self._read(self._first[name])
+
+    def _read(self, info: zipfile.ZipInfo) -> bytes:
         limits = self._limits
+        name = info.filename
         try:
-            with self._zf.open(self._infos[name]) as fh:
+            with self._zf.open(info) as fh:
                 content = fh.read(limits.max_zip_entry_bytes + 1)
         except (zipfile.BadZipFile, OSError, NotImplementedError, RuntimeError) as exc:
             raise MaskFormatError(f"Could not read zip entry {name!r}: {exc}") from exc
@@ -230,8 +237,8 @@ class SafeZip:
 
     def members(self) -> Iterator[tuple[str, bytes]]:
         """Yield ``(name, content)`` of every regular file, one at a time."""
-        for name in self.names:
-            yield name, self.read(name)
+        for info in self._entries:
+            yield info.filename, self._read(info)
 
     def close(self) -> None:
         self._zf.close()

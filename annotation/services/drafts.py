@@ -75,7 +75,11 @@ def draft_save(
     if base_revision < 0:
         raise InvalidInput("base_revision must be >= 0", field="base_revision")
     try:
-        labels = read_label_image(labels_data, max_pixels=settings.CELLCURATE_MAX_IMAGE_PIXELS)
+        labels = read_label_image(
+            labels_data, max_pixels=settings.CELLCURATE_MAX_IMAGE_PIXELS,
+            max_bytes=settings.CELLCURATE_MAX_DECODED_BYTES,
+            shape=(assignment.image.height, assignment.image.width),  # checked before decoding
+        )
         validate_label_image(labels, name="labels")
     except MaskFormatError as exc:
         raise InvalidInput(f"labels: {exc}", field="labels") from exc

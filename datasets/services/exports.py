@@ -46,9 +46,9 @@ logger = logging.getLogger(__name__)
 
 EXPORT_TASK = "datasets.export_run"
 _PROGRESS_SECONDS = 0.5
-_WRITERS = 16
+_WRITERS = 8
 _MAX_PENDING = 32
-_PREPARERS = 8
+_PREPARERS = 4
 _LOOKAHEAD = 8
 _OPTION_DEFAULTS = {"ignore": "keep", "segmentation": "rle", "seg_npy": False}
 

@@ -75,7 +75,7 @@ class Consensus:
         which then has no say in the outlines.
     anchored : bool
         Whether gold biases set the level of ``boundary_bias`` (else the annotators' robust
-        reliability-weighted mean defines "no bias").
+        outlier-trimmed mean defines "no bias").
     """
 
     labels: np.ndarray
@@ -192,7 +192,9 @@ def fuse(masks: Sequence[np.ndarray], *, iou_threshold: float = 0.5,
         Per-annotator reliability learnt across images, e.g. each annotator's mean F1
         against the consensus (>= 0, not all 0; only ratios matter, equal weights are the
         same as none). They scale each annotator's pixel votes (together with its outline
-        precision estimated from the image). They do not change which clusters are kept:
+        precision estimated from the image). They do not move where "no bias" lies
+        (agreement-based reliabilities favour the majority's outline habit), nor which
+        clusters are kept:
         with three or more annotators the image itself estimates who to trust, and
         weights that move the detection model made the consensus worse in simulation
         (see :mod:`qa.consensus.reliability`), which weighting must never do.
@@ -206,7 +208,7 @@ def fuse(masks: Sequence[np.ndarray], *, iou_threshold: float = 0.5,
         annotators' outlines differ; these set where the true outline lies (the median of
         what the known annotators say), so a consensus of mostly dilating annotators is
         not too large. Values beyond +-2.5 px are corrected by 2.5 px. Without it "no bias"
-        is the annotators' robust reliability-weighted mean.
+        is the annotators' outlier-trimmed mean.
 
     Returns
     -------
@@ -243,7 +245,7 @@ def fuse(masks: Sequence[np.ndarray], *, iou_threshold: float = 0.5,
        outline noise variance are solved for by least squares. Annotations cannot say
        where the true outline is, only how annotators differ: with gold biases
        (``boundary_bias``) the known annotators set the level; without, the robust
-       (outlier-trimmed) reliability-weighted mean annotator does, so that one smeared
+       outlier-trimmed mean annotator does, so that one smeared
        annotation does not shift everybody's correction
        (:func:`qa.consensus.reliability.anchor_biases`). An annotation 3 px or more off
        the level (or its gold bias) gets no vote on outlines. When a relative offset
@@ -295,8 +297,7 @@ def fuse(masks: Sequence[np.ndarray], *, iou_threshold: float = 0.5,
     inst = [instance_maps(seq, bx, shape) for seq, bx in zip(seqs, boxes, strict=True)]
     maps = cluster_maps(kept, inst, shape)
     relative, noise, shared = solve_outlines(outline_stats(maps, k))
-    # which clusters exist must not depend on the weights: unweighted level here
-    bias, _, _ = anchor_biases(relative, shared, weights=np.ones(k))
+    bias, _, _ = anchor_biases(relative, shared)
     if np.abs(bias).max(initial=0.0) >= 0.25:
         # Outlines drawn too small or too large make one cell's instances miss the IoU
         # threshold; cluster again on bias-corrected masks (voting corrects on its own).
@@ -306,7 +307,7 @@ def fuse(masks: Sequence[np.ndarray], *, iou_threshold: float = 0.5,
         kept = members[keep]
         maps = cluster_maps(kept, inst, shape)
         relative, noise, shared = solve_outlines(outline_stats(maps, k))
-    bias, trust, _ = anchor_biases(relative, shared, weights=w, gold=gold)
+    bias, trust, _ = anchor_biases(relative, shared, gold=gold)
     kept_idx = np.flatnonzero(keep)
     strong = support[kept_idx] >= min_support
     # strong clusters first (canonical order), then rescued ones, most probable first

@@ -71,6 +71,18 @@ class Comparison:
     n_candidate: int
 
 
+def _id_counts(labels: np.ndarray) -> np.ndarray | None:
+    """Pixel count per id 0..max (``bincount``), or None when the ids are too sparse for a
+    table (then the callers sort with ``np.unique``)."""
+    top = int(labels.max(initial=0))
+    if top > max(4 * labels.size, 1 << 16):
+        return None
+    flat = labels.ravel()
+    if not np.can_cast(flat.dtype, np.intp):
+        flat = flat.astype(np.intp)
+    return np.bincount(flat, minlength=top + 1)
+
+
 def sequential_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Renumber a label image 1..n so that per-id tables stay small whatever the ids.
 
@@ -86,11 +98,40 @@ def sequential_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ids : ndarray of int64, shape (n,)
         The original ids, ascending.
     """
+    counts = _id_counts(labels)
+    if counts is not None:
+        # a lookup table over the id range: linear time instead of np.unique's sort
+        top = counts.size - 1
+        ids = np.flatnonzero(counts[1:]) + 1
+        lut = np.zeros(top + 1, dtype=np.int64)
+        lut[ids] = np.arange(1, ids.size + 1)
+        return lut[labels], ids.astype(np.int64)
     uniq, inverse = np.unique(labels, return_inverse=True)
     inverse = inverse.reshape(labels.shape).astype(np.int64)
     if uniq.size and uniq[0] == 0:
         return inverse, uniq[1:].astype(np.int64)
     return inverse + 1, uniq.astype(np.int64)
+
+
+def present_ids(labels: np.ndarray) -> np.ndarray:
+    """Ids (> 0) present in a label image, ascending, int64 (``np.unique`` without the sort)."""
+    counts = _id_counts(labels)
+    if counts is not None:
+        return (np.flatnonzero(counts[1:]) + 1).astype(np.int64)
+    return np.unique(labels[labels != 0]).astype(np.int64)
+
+
+def label_areas(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Pixel count of each given id (0 for an absent one), int64."""
+    ids = np.asarray(ids, dtype=np.int64)
+    counts = _id_counts(labels)
+    if counts is not None:
+        top = counts.size - 1
+        inside = (ids >= 0) & (ids <= top)
+        return np.where(inside, counts[np.clip(ids, 0, top)], 0).astype(np.int64)
+    present, counts = np.unique(labels, return_counts=True)
+    k = np.clip(np.searchsorted(present, ids), 0, present.size - 1)
+    return np.where(present[k] == ids, counts[k], 0).astype(np.int64)
 
 
 def perimeters(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -115,7 +156,7 @@ def perimeters(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     for shifted in (padded[:-2, 1:-1], padded[2:, 1:-1], padded[1:-1, :-2], padded[1:-1, 2:]):
         edge |= shifted != core
     edge &= core != 0
-    ids = np.unique(labels[labels != 0]).astype(np.int64)
+    ids = present_ids(labels)
     if ids.size == 0:
         return ids, np.zeros(0)
     counts = np.bincount(np.searchsorted(ids, core[edge]), minlength=ids.size).astype(float)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from skimage.measure import regionprops
 
-from qa.noise.compare import sequential_labels
+from qa.noise.compare import label_areas, present_ids, sequential_labels
 from qa.noise.features import Background, edge_strength
 from qa.noise.reference import Reference
 from qa.noise.scores import SURE_SHARE
@@ -56,8 +56,7 @@ def typical_area(ref: Reference) -> float:
     sure = ref.ids[ref.share >= SURE_SHARE]
     if sure.size == 0:
         return 0.0
-    present, counts = np.unique(ref.labels, return_counts=True)
-    return float(np.median(counts[np.searchsorted(present, sure)]))
+    return float(np.median(ref.area_of(sure)))
 
 
 def relative_contrast(
@@ -76,7 +75,7 @@ def relative_contrast(
     level = float(np.median(drawn))
     if abs(level) <= background.noise:
         return np.full(len(ids), np.nan)
-    present = np.unique(labels[labels != 0])
+    present = present_ids(labels)
     means = _cell_means(labels, background.gray)
     k = np.searchsorted(present, np.asarray(ids, dtype=np.int64)) + 1
     return (means[k] - background.level) / level
@@ -105,8 +104,7 @@ def not_cell_likeness(
     if not cells:
         return {}
     ids = np.asarray(cells, dtype=np.int64)
-    present, counts = np.unique(labels, return_counts=True)
-    areas = counts[np.searchsorted(present, ids)]
+    areas = ref.area_of(ids) if labels is ref.labels else label_areas(labels, ids)
     typical = typical_area(ref)
     if typical > 0:
         too_small = np.clip(np.log(typical / areas) / np.log(4.0), 0.0, 1.0)

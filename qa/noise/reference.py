@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 from qa.consensus import fuse
-from qa.noise.compare import compare_labels
+from qa.noise.compare import compare_labels, label_areas, present_ids
 
 #: Floor for first-pass reliabilities, so that one annotation that agrees with nobody
 #: still counts a little (a zero weight would make its cells vanish from every vote).
@@ -67,6 +68,15 @@ class Reference:
         keep = self.ids[self.share >= 0.5]
         lut[keep] = keep
         return lut[self.labels]
+
+    @cached_property
+    def areas(self) -> np.ndarray:
+        """Pixel count of each cell, in the order of ``ids`` (int64; computed once)."""
+        return label_areas(self.labels, self.ids)
+
+    def area_of(self, ids: np.ndarray) -> np.ndarray:
+        """Pixel count of each given reference id (ids must be present)."""
+        return self.areas[np.searchsorted(self.ids, np.asarray(ids, dtype=np.int64))]
 
     def share_of(self, ids: np.ndarray) -> np.ndarray:
         """Share of each given reference id (ids must be present)."""
@@ -142,14 +152,14 @@ def outlier_annotations(masks: Sequence[np.ndarray], f1: np.ndarray) -> np.ndarr
 
 def confirmed_share(masks: Sequence[np.ndarray], j: int) -> float:
     """Share of the cells of ``masks[j]`` that overlap a cell of any other mask (1.0 if none)."""
-    cells = np.unique(masks[j][masks[j] != 0])
+    cells = present_ids(masks[j])
     if cells.size == 0:
         return 1.0
     drawn = np.zeros(masks[j].shape, dtype=bool)
     for n, m in enumerate(masks):
         if n != j:
             drawn |= m != 0
-    return float(np.unique(masks[j][drawn & (masks[j] != 0)]).size / cells.size)
+    return float(present_ids(np.where(drawn, masks[j], 0)).size / cells.size)
 
 
 def panel_weights(
@@ -249,7 +259,7 @@ def reference_from_consensus(
     others = np.ones(k, dtype=bool)
     others[annotator] = False
     share = (members[:, others] != 0) @ weights[others] / weights[others].sum()
-    present = np.unique(labels[labels != 0]).astype(np.int64)
+    present = present_ids(labels)
     present = present[present <= members.shape[0]]
     return Reference(
         labels=labels.astype(np.int32, copy=False),

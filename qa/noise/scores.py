@@ -290,12 +290,12 @@ def _score_one(
 def centroids(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """(row, col) centroid of each given id, shape (n, 2) float64 (ids must be present)."""
     seq, present = sequential_labels(labels)
-    flat = seq.ravel()
     top = present.size + 1
-    rows, cols = np.indices(labels.shape)
-    area = np.bincount(flat, minlength=top).astype(float)
-    cy = np.bincount(flat, weights=rows.ravel(), minlength=top)
-    cx = np.bincount(flat, weights=cols.ravel(), minlength=top)
+    rows, cols = np.nonzero(seq)  # the cells' pixels only, in the same (row-major) order
+    which = seq[rows, cols]
+    area = np.bincount(which, minlength=top).astype(float)
+    cy = np.bincount(which, weights=rows, minlength=top)
+    cx = np.bincount(which, weights=cols, minlength=top)
     k = np.searchsorted(present, np.asarray(ids, dtype=np.int64)) + 1
     return np.stack([cy[k] / area[k], cx[k] / area[k]], axis=1)
 

@@ -60,7 +60,11 @@ def mask_upload_read(upload: bytes | File, *, image: Image, field: str = "mask")
     if not isinstance(upload, bytes | bytearray):
         upload = read_upload_capped(upload, name=getattr(upload, "name", None) or field, field=field)
     try:
-        labels = read_label_image(bytes(upload), max_pixels=settings.CELLCURATE_MAX_IMAGE_PIXELS)
+        labels = read_label_image(
+            bytes(upload), max_pixels=settings.CELLCURATE_MAX_IMAGE_PIXELS,
+            max_bytes=settings.CELLCURATE_MAX_DECODED_BYTES,
+            shape=(image.height, image.width),  # checked before decoding
+        )
         validate_label_image(labels, name=field)
     except MaskFormatError as exc:
         raise InvalidInput(f"{field}: {exc}", field=field) from exc

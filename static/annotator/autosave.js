@@ -1,5 +1,5 @@
 // autosave.js — keep the server's draft of this assignment current: save a little after
-// the last edit (one request in flight at a time), restore it after a reload.
+// the last edit (one request in flight at a time). The page restores it after a reload.
 
 import { ApiError } from "./api.js";
 
@@ -66,16 +66,6 @@ export class Autosave {
       }
     })();
     await this.inFlight;
-  }
-
-  /** The draft row, or null when there is none. */
-  async load() {
-    try {
-      return await this.api.json(this.url);
-    } catch (err) {
-      if (err instanceof ApiError && err.status === 404) return null;
-      throw err;
-    }
   }
 
   async discard() {

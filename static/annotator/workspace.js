@@ -47,15 +47,16 @@ class ActiveTimer {
   }
 }
 
-async function loadStart(api, cfg, autosave) {
+async function loadStart(api, cfg) {
+  // The page says whether a draft exists and whether it edits the latest revision.
   const base = cfg.latest ? cfg.latest.revision : 0;
-  const draft = await autosave.load();
-  if (draft && draft.base_revision === base) {
+  const draft = cfg.draft;
+  if (draft && draft.current) {
     const raw = await api.rawArray(cfg.urls.draftLabels);
-    return { labels: raw.planes[0], draft, note: `Restored your draft (saved ${new Date(draft.saved_at).toLocaleString()}).` };
+    return { labels: raw.planes[0], draft, note: `Restored your draft (saved ${new Date(draft.savedAt).toLocaleString()}).` };
   }
   let note = "";
-  if (draft) note = `A draft based on revision ${draft.base_revision} was not restored: revision ${base} is newer. `;
+  if (draft) note = `A draft based on revision ${draft.baseRevision} was not restored: revision ${base} is newer. `;
   if (cfg.latest) {
     const raw = await api.rawArray(cfg.urls.latestLabels);
     return { labels: raw.planes[0], draft: null, note: note + `Editing revision ${base}.` };
@@ -96,7 +97,7 @@ async function main() {
   // revision being edited) follows, and editing is enabled once both are in.
   const timings = { start: performance.now() };
   hook.timings = timings;
-  const startPromise = loadStart(api, cfg, autosave).then((r) => { timings.labels = performance.now(); return r; });
+  const startPromise = loadStart(api, cfg).then((r) => { timings.labels = performance.now(); return r; });
   const raw = await api.rawArray(cfg.urls.pixels);
   timings.pixels = performance.now();
   const image = new ImageLayer(raw);

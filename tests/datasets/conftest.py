@@ -92,3 +92,14 @@ def build_world(n_images: int = 12, *, slug: str = "cells") -> DatasetWorld:
 @pytest.fixture
 def dsworld(db, media_root):
     return build_world()
+
+
+@pytest.fixture(autouse=True)
+def _tasks_in_process(request):
+    """Dataset tests check what the export task does, so it runs in-process even with a broker.
+
+    The worker test (marked ``worker``) is the one that sends it to real workers.
+    """
+    if request.node.get_closest_marker("worker") is None:
+        request.getfixturevalue("eager_tasks")
+    yield

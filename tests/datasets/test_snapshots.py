@@ -143,6 +143,20 @@ def test_snapshot_content_is_immutable_only_licence_and_citation_fill_in(dsworld
         snapshot_update(actor=dsworld.users["ml_engineer"], snapshot=snap, licence="MIT")
 
 
+def test_the_database_refuses_to_rewrite_a_snapshot(dsworld):
+    from django.db import DatabaseError, transaction
+
+    snap = _create(dsworld).snapshot
+    with pytest.raises(DatabaseError, match="immutable"), transaction.atomic():
+        DatasetSnapshot.objects.filter(pk=snap.pk).update(content_hash="0" * 64)
+    with pytest.raises(DatabaseError, match="immutable"), transaction.atomic():
+        SnapshotItem.objects.filter(snapshot=snap).update(split="test")
+    assert DatasetSnapshot.objects.filter(pk=snap.pk).update(licence="CC0-1.0") == 1
+    snap.refresh_from_db()
+    assert snap.licence == "CC0-1.0" and snap.content_hash != "0" * 64
+    assert set(SnapshotItem.objects.filter(snapshot=snap).values_list("split", flat=True)) != {"test"}
+
+
 def test_approved_masks_are_the_annotators_cells_renumbered(dsworld):
     approved = dsworld.labels[dsworld.images[5].pk]
     drawn = cell_labels(5)

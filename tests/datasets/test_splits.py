@@ -51,6 +51,13 @@ def test_stratified_split_keeps_each_stratum_in_every_split():
     assert plan.counts() == {"train": 72, "val": 24, "test": 24}
 
 
+def test_impossible_stratification_falls_back_to_groups_and_says_so():
+    plan = split_items(["g0", "g1"], strata=["a", "b"], seed=0)  # found by hypothesis
+    assert plan.method == "GroupShuffleSplit"
+    assert sorted(plan.splits) == ["test", "train"]
+    assert plan.warnings[0].startswith("stratification impossible")
+
+
 def test_one_group_goes_to_train_with_a_warning():
     plan = split_items(["p1"] * 5, seed=0)
     assert plan.splits == ("train",) * 5

@@ -221,3 +221,20 @@ def test_agreement_annotators_and_audit(submitted, api_client):
     assert client.get(url("qa", "audit") + "?kind=bogus").status_code == 400
     assert client.get(url("qa", "audit") + "?user=lead").json()["results"] == []
     assert as_user(api_client, submitted, "ann_a").get(url("qa", "audit")).status_code == 403
+
+
+def test_gold_truth_promoted_from_an_approved_mask(submitted, api_client):
+    image = submitted.images[0]
+    type(image).objects.filter(pk=image.pk).update(is_gold=True)
+    client = as_user(api_client, submitted, "lead")
+    approved = client.post(url("qa", "images", image.pk, "review"), {"action": "accept_consensus"},
+                           format="json").json()["approved_mask"]
+    r = client.put(url("qa", "images", image.pk, "gold"), {"approved_mask": approved["id"]}, format="json")
+    assert r.status_code == 200
+    assert r.json()["source"] == "approved_mask" and r.json()["approved_mask"] == approved["id"]
+    assert r.json()["sha256"] == approved["sha256"]  # same canonical encoding of the same labels
+    wrong = client.put(url("qa", "images", image.pk, "gold"), {"approved_mask": 99999}, format="json")
+    assert wrong.status_code == 400 and "approved_mask" in wrong.json()
+    both = client.put(url("qa", "images", image.pk, "gold"), {}, format="json")
+    assert both.status_code == 400 and "mask" in both.json()
+    assert GoldTruth.objects.filter(image=image).count() == 1

@@ -126,3 +126,21 @@ def test_reject_writes_no_mask_and_keeps_the_old_decision(run, submitted):
     assert ImageQaState.objects.get(image=run.image).status == ImageQaStatus.REJECTED
     old.refresh_from_db()
     assert GateDecision.objects.get(pk=old.pk).outcome == old.outcome
+
+
+def test_approved_masks_current_by_policy_version_and_gold(run, submitted):
+    from annotation.models import Image
+    from qa.selectors import approved_masks_current
+
+    policy = lenient(submitted.project)
+    policy.version = 7
+    policy.save()
+    decision = gate_image(qa_run=run, policy=policy)
+    mask = decision.approved_mask
+    project = submitted.project
+    assert list(approved_masks_current(project=project)) == [mask]
+    assert list(approved_masks_current(project=project, policy_version=7)) == [mask]
+    assert list(approved_masks_current(project=project, policy_version=1)) == []
+    Image.objects.filter(pk=run.image_id).update(is_gold=True)
+    assert list(approved_masks_current(project=project, include_gold=False)) == []
+    assert list(approved_masks_current(project=project, include_gold=True)) == [mask]

@@ -135,3 +135,17 @@ def test_rule_violations_are_part_of_the_run(db, media_root, django_capture_on_c
     assert v["severity"] == "warning"
     assert v["annotation"] in set(Annotation.objects.values_list("pk", flat=True))
     assert len(v["cells"]) == Annotation.objects.get(pk=v["annotation"]).instance_count
+
+
+def test_a_failing_qa_run_never_fails_the_submission(qa_world, django_capture_on_commit_callbacks, caplog):
+    from django.core.files.storage import default_storage
+
+    with django_capture_on_commit_callbacks(execute=True):
+        first = qa_world.submit(0, "ann_a")
+        qa_world.submit(0, "ann_b")
+    default_storage.delete(first.mask.name)  # storage lost a file: QA cannot read it
+    with django_capture_on_commit_callbacks(execute=True):
+        third = qa_world.submit(0, "ann_c")
+    assert Annotation.objects.filter(pk=third.pk).exists()  # the submission stands
+    assert QaRun.objects.count() == 0
+    assert any("could not be run or queued" in r.getMessage() for r in caplog.records)

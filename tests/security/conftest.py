@@ -1,4 +1,3 @@
-"""Domain fixtures (tests/factories.py) and the real Chromium of the UI tests."""
+"""Domain fixtures (tests/factories.py); the browser fixtures come from tests/conftest.py."""
 
 from tests.factories import api_client, world  # noqa: F401
-from tests.ui.conftest import browser, page  # noqa: F401

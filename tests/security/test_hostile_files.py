@@ -195,3 +195,22 @@ def test_hostile_image_upload_is_400_and_leaves_nothing(world, api_client, media
     assert message in response.json()["file"][0]
     assert Image.objects.count() == images_before
     assert stored_files(media_root) == files_before
+
+
+def test_oversized_draft_autosave_is_refused_before_decoding(world, api_client, media_root):
+    """The workspace's autosave reads an uploaded label image too: same header check."""
+    from annotation.models import AnnotationDraft
+
+    files_before = stored_files(media_root)
+    api_client.force_authenticate(world.users["annotator"])
+    response = api_client.put(
+        url("world", "assignments", world.assignments["annotator"].pk, "draft"),
+        {"labels": upload("labels.tif", hostile.oversized_mask_tiff()), "base_revision": 0},
+        format="multipart",
+    )
+    assert response.status_code == 400, response.content[:500]
+    assert "is 8192 x 8192 (H x W), but the image is 24 x 32; it was not decoded" in (
+        response.json()["labels"][0]
+    )
+    assert AnnotationDraft.objects.count() == 0
+    assert stored_files(media_root) == files_before

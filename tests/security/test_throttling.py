@@ -93,14 +93,13 @@ def test_invalid_tokens_past_the_limit_answer_429_but_a_valid_token_passes(world
 
 
 def test_a_burst_of_requests_from_a_normal_client_is_not_slowed(world):
-    """40 requests as fast as the test client goes (well over 20/s) all answer 200."""
+    """Two seconds' worth of a 20 requests/s burst, sent back to back, all answer 200:
+    the user rate is per minute, so however fast they arrive none is throttled."""
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {token_create(user=world.users['annotator'], name='s').key}")
-    started = time.monotonic()
-    codes = [client.get(url("world", "assignments")).status_code for _ in range(40)]
-    elapsed = time.monotonic() - started
-    assert codes == [200] * 40
-    assert 40 / elapsed > 20, f"only {40 / elapsed:.0f} requests/s"
+    responses = [client.get(url("world", "assignments")) for _ in range(40)]
+    assert [r.status_code for r in responses] == [200] * 40
+    assert not any(r.has_header("Retry-After") for r in responses)
 
 
 def test_throttle_classes_are_enabled():
@@ -119,7 +118,6 @@ def test_counters_live_in_the_cache_of_the_mode(tmp_path):
     import sys
 
     from django.conf import settings
-    from django.core.cache import cache
 
     from annotation.throttling import failure_count, failure_record
     from tests.conftest import REPO_ROOT, broker_configured
@@ -143,4 +141,3 @@ def test_counters_live_in_the_cache_of_the_mode(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "2"
     assert failure_count(scope) == 2
-    cache.clear()

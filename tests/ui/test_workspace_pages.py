@@ -74,3 +74,29 @@ def test_queue_shows_submitted_work_and_qa_comment_and_skips_with_a_reason(live_
     assert (assignment.status, assignment.skip_reason) == (AssignmentStatus.SKIPPED, "Out of focus")
     assert "Out of focus" in page.inner_text("#queue-skipped")
     assert seen.dialogs == [] and seen.page_errors == []
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_a_draft_older_than_the_latest_revision_is_not_restored_over_it(live_server, page):
+    import numpy as np
+
+    from annotation.services.drafts import draft_save
+    from tests.factories import AcknowledgementFactory, png_bytes
+    from tests.ui.workspace_world import HEIGHT, WIDTH, areas, wait_ready
+
+    annotator, project, image, guideline, assignment = make_world()
+    AcknowledgementFactory(user=annotator, guideline_version=guideline)
+    old = np.zeros((HEIGHT, WIDTH), np.uint16)
+    old[10:20, 10:20] = 1
+    draft_save(actor=annotator, assignment=assignment, labels_data=png_bytes(old), base_revision=0)
+    newer = np.zeros((HEIGHT, WIDTH), np.uint16)
+    newer[50:60, 50:70], newer[100:104, 100:105] = 3, 4
+    AnnotationFactory(assignment=assignment, labels=newer)
+    watch(page)
+    log_in(page, live_server.url)
+    page.goto(f"{live_server.url}/annotate/nuclei/tasks/{assignment.pk}/")
+    wait_ready(page)
+    assert areas(page) == {3: 200, 4: 20}
+    assert "was not restored: revision 1 is newer" in page.inner_text("#status")
+    assert page.evaluate("window.__annotator.config.latest.revision") == 1

@@ -70,3 +70,17 @@ class ModelOutput(serializers.ModelSerializer):
     def get_run(self, model) -> int | None:
         run = getattr(model, "run", None) if hasattr(model, "run") else None
         return run.pk if run is not None else None
+
+
+class AssistInput(StrictSerializer):
+    box = serializers.ListField(child=serializers.FloatField(), min_length=4, max_length=4, required=False,
+                                allow_null=True, default=None, help_text="x0, y0, x1, y1 in pixels")
+    points = serializers.ListField(child=serializers.ListField(child=serializers.FloatField(), min_length=2,
+                                                               max_length=2),
+                                   required=False, default=list, max_length=64, help_text="[[x, y], ...]")
+    point_labels = serializers.ListField(child=serializers.IntegerField(min_value=0, max_value=1),
+                                         required=False, allow_null=True, default=None,
+                                         help_text="1 = inside the cell, 0 = outside; default all 1")
+    channel = serializers.IntegerField(min_value=0, required=False, allow_null=True, default=None)
+    model = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None,
+                                     help_text="a registered SAM model version (default: the configured SAM)")

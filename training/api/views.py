@@ -9,7 +9,15 @@ from rest_framework.response import Response
 
 from annotation.api.base import ProjectScopedView
 from training import selectors, services
-from training.api.serializers import ModelFilter, ModelOutput, RunCreateInput, RunFilter, RunOutput
+from training.api.serializers import (
+    AssistInput,
+    ModelFilter,
+    ModelOutput,
+    RunCreateInput,
+    RunFilter,
+    RunOutput,
+)
+from training.services.assist import assist_segment
 
 
 class RunListView(ProjectScopedView):
@@ -85,3 +93,20 @@ class ModelCompareView(ProjectScopedView):
         ma = selectors.model_get(user=request.user, project=project, model_id=a)
         mb = selectors.model_get(user=request.user, project=project, model_id=b)
         return Response(services.model_compare(user=request.user, project=project, a=ma, b=mb))
+
+
+class AssistView(ProjectScopedView):
+    serializer_class = AssistInput
+
+    @extend_schema(request=AssistInput, responses=OpenApiTypes.OBJECT,
+                   description="One cell's mask for a box or points: SAM when configured (embedding cached "
+                   "per image and model), else a classical threshold + watershed inside the box. `method` "
+                   "says which answered; the mask is row-major run lengths starting with background.")
+    def post(self, request, slug, pk):
+        data = AssistInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        outcome = assist_segment(actor=request.user, project=self.get_project(), image_id=pk, box=v["box"],
+                                 points=v["points"], point_labels=v["point_labels"], channel=v["channel"],
+                                 model_id=v["model"])
+        return Response(outcome.as_dict())

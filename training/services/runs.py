@@ -252,8 +252,9 @@ def _train_evaluate_register(run: TrainingRun, token: str, work, beater) -> str:
     last = {"mtime": ckpt_local.stat().st_mtime_ns if ckpt_local.exists() else None}
 
     def progress(epoch: int, total: int, metrics) -> None:
-        losses["train"] = losses["train"][: epoch - 1] + [_num(metrics["train_loss"])]
-        losses["val"] = losses["val"][: epoch - 1] + [_num(metrics["val_loss"])]
+        for key, name in (("train", "train_loss"), ("val", "val_loss")):
+            before = (losses[key] + [None] * epoch)[: epoch - 1]
+            losses[key] = before + [_num(metrics[name])]
         fields = {"epochs_done": epoch, "train_loss": losses["train"], "val_loss": losses["val"]}
         mtime = ckpt_local.stat().st_mtime_ns if ckpt_local.exists() else None
         if mtime is not None and mtime != last["mtime"]:
@@ -289,7 +290,9 @@ def _train_evaluate_register(run: TrainingRun, token: str, work, beater) -> str:
         raise LeaseLost()
     model = model_register(run=run, weights=result.weights, metrics=metrics,
                            meta={k: v for k, v in dict(result.meta).items() if k != "base_weights"})
-    _finish(run.pk, token, RunStatus.SUCCEEDED, metrics=metrics, model_version=model)
+    _finish(run.pk, token, RunStatus.SUCCEEDED, metrics=metrics, model_version=model,
+            epochs_done=result.epochs, train_loss=[_num(v) for v in result.train_loss],
+            val_loss=[_num(v) for v in result.val_loss])
     return RunStatus.SUCCEEDED
 
 

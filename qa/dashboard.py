@@ -1,0 +1,65 @@
+"""Reads of the QA lead's pages: gate counts over time and one annotator pair's disagreements.
+
+Selectors only (the pages in :mod:`qa.views` render them); scoped like :mod:`qa.selectors`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+from django.db.models import Count
+from django.db.models.functions import TruncDate
+
+from annotation.access import check_project_role
+from annotation.models import Project
+from qa.enums import GateOutcome, ImageQaStatus
+from qa.models import GateDecision, ImageQaState, QaRun
+from qa.selectors import READERS
+
+
+def status_counts(*, user, project: Project) -> dict[str, int]:
+    """How many images are in each QA state now (every state listed, zeros included)."""
+    check_project_role(user=user, project=project, roles=READERS)
+    counts = Counter(dict(
+        ImageQaState.objects.filter(project=project).values_list("status").annotate(n=Count("id"))
+    ))
+    return {s.value: counts.get(s.value, 0) for s in ImageQaStatus}
+
+
+def gate_counts_by_day(*, user, project: Project) -> dict:
+    """Gate decisions per day and outcome: ``{"days": [iso dates], outcome: [counts]}``."""
+    check_project_role(user=user, project=project, roles=READERS)
+    rows = (
+        GateDecision.objects.filter(image__project=project)
+        .annotate(day=TruncDate("created_at")).values("day", "outcome").annotate(n=Count("id"))
+    )
+    table: dict = defaultdict(Counter)
+    for row in rows:
+        table[row["day"]][row["outcome"]] += row["n"]
+    days = sorted(table)
+    return {"days": [d.isoformat() for d in days],
+            **{o.value: [table[d][o.value] for d in days] for o in GateOutcome}}
+
+
+def pair_disagreements(*, user, project: Project, a: str, b: str, limit: int = 50) -> list[dict]:
+    """The images both annotators drew (latest QA run), lowest pairwise F1 first."""
+    check_project_role(user=user, project=project, roles=READERS)
+    runs = QaRun.objects.filter(
+        pk__in=ImageQaState.objects.filter(project=project, latest_run__isnull=False).values("latest_run_id")
+    ).select_related("image").order_by("id")
+    out = []
+    for run in runs:
+        who = run.agreement.get("annotators", [])
+        if a not in who or b not in who or a == b:
+            continue
+        i, j = who.index(a), who.index(b)
+        out.append({
+            "image": run.image_id, "name": run.image.original_name or f"image {run.image_id}",
+            "f1": run.agreement["f1"][i][j], "mean_iou": run.agreement["mean_iou"][i][j],
+            "n_flags": sum(1 for f in run.flags if f.get("annotator") in (a, b)),
+        })
+    out.sort(key=lambda r: (r["f1"] if r["f1"] is not None else 2.0, r["image"]))
+    return out[:limit]
+
+
+__all__ = ["gate_counts_by_day", "pair_disagreements", "status_counts"]

@@ -1,0 +1,146 @@
+"""The QA lead's pages: the dashboard and the review page of one image (thin: selectors in).
+
+Both are for QA leads and managers (non-members get 404, other roles 403). The review page's
+JavaScript (``static/qa/review.js``) reads its configuration from ``json_script`` and acts
+through the REST API (``images/<id>/review/``) with the session's CSRF token.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
+from django.middleware.csrf import get_token
+from django.shortcuts import render
+from django.urls import reverse
+
+from annotation import selectors as annotation_selectors
+from annotation.access import check_project_role
+from annotation.api.pixels import raw_array_response
+from annotation.enums import Role
+from annotation.services.pixels import RawArray
+from config.errors import NotFound, PermissionDenied
+from qa import dashboard, selectors
+from qa.enums import ImageQaStatus, ReviewAction
+from qa.models import ImageQaState
+from qa.serializers import ReviewQueueFilter
+from qa.services.masks import mask_read
+
+LEAD_ROLES = [Role.QA_LEAD, Role.MANAGER]
+QUEUE_FILTER_FIELDS = ("status", "annotator", "plate", "batch", "modality", "stain")
+
+
+def _lead_project(request, slug):
+    """The project, for its QA leads and managers (404 for non-members, 403 for other roles)."""
+    try:
+        project = annotation_selectors.project_get(user=request.user, slug=slug)
+        check_project_role(user=request.user, project=project, roles=LEAD_ROLES)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    except PermissionDenied as exc:
+        raise DjangoPermissionDenied(exc.message) from exc
+    return project
+
+
+def _queue(request, project):
+    raw = {k: v for k, v in request.GET.items() if k in QUEUE_FILTER_FIELDS and v}
+    form = ReviewQueueFilter(data=raw)
+    if not form.is_valid():
+        return [], raw, {k: " ".join(map(str, v)) for k, v in form.errors.items()}
+    filters = {k: v for k, v in form.validated_data.items() if v not in (None, "")}
+    rows = list(selectors.review_queue(user=request.user, project=project, filters=filters)[:100])
+    return rows, raw, {}
+
+
+@login_required
+def qa_dashboard(request, slug):
+    project = _lead_project(request, slug)
+    agreement = selectors.project_agreement(user=request.user, project=project)
+    annotators = selectors.reliability_table(user=request.user, project=project)
+    queue, filters, filter_errors = _queue(request, project)
+    pair = None
+    a, b = request.GET.get("a"), request.GET.get("b")
+    if a and b:
+        pair = {"a": a, "b": b, "rows": dashboard.pair_disagreements(user=request.user, project=project, a=a, b=b)}
+    names = agreement["annotators"]
+    matrix = [
+        {"name": row_name, "cells": [
+            {"b": col_name, "f1": agreement["f1"][i][j], "iou": agreement["mean_iou"][i][j],
+             "shared": agreement["shared_images"][i][j], "self": i == j}
+            for j, col_name in enumerate(names)]}
+        for i, row_name in enumerate(names)
+    ]
+    config = {
+        "annotators": [{"annotator": r["annotator"], "history": r["history"]} for r in annotators],
+        "gates": dashboard.gate_counts_by_day(user=request.user, project=project),
+        "pairUrl": reverse("qa-pair", kwargs={"slug": slug}),
+    }
+    return render(request, "qa/dashboard.html", {
+        "project": project, "matrix": matrix, "names": names, "annotators": annotators,
+        "status_counts": dashboard.status_counts(user=request.user, project=project),
+        "queue": queue, "filters": filters, "filter_errors": filter_errors,
+        "statuses": [s.value for s in ImageQaStatus], "pair": pair, "config": config,
+    })
+
+
+@login_required
+def qa_pair(request, slug):
+    """One annotator pair's images, worst first: the fragment the heat map swaps in."""
+    project = _lead_project(request, slug)
+    a, b = request.GET.get("a", ""), request.GET.get("b", "")
+    rows = dashboard.pair_disagreements(user=request.user, project=project, a=a, b=b) if a and b else []
+    return render(request, "qa/_pair.html", {"project": project, "pair": {"a": a, "b": b, "rows": rows}})
+
+
+@login_required
+def qa_review(request, slug, pk):
+    project = _lead_project(request, slug)
+    try:
+        image, run, _ = selectors.image_qa_get(user=request.user, project=project, image_id=pk)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    state = ImageQaState.objects.filter(image=image).first()
+    queue = [s.image_id for s in selectors.review_queue(user=request.user, project=project)[:200]]
+    following = [i for i in queue if i != image.pk]
+    members = list(run.members.select_related("annotator").order_by("position"))
+
+    def api(name: str, **kwargs) -> str:
+        return reverse(name, kwargs={"slug": slug, **kwargs})
+
+    config = {
+        "project": {"slug": project.slug, "name": project.name},
+        "image": {"id": image.pk, "name": image.original_name or f"image {image.pk}",
+                  "width": image.width, "height": image.height},
+        "reviewer": request.user.username,
+        "annotations": [{"id": m.annotation_id, "annotator": m.annotator.username, "revision": m.revision,
+                         "labels": api("annotation:annotation-labels", pk=m.annotation_id)}
+                        for m in members],
+        "urls": {
+            "review": api("qa:image-review", pk=image.pk),
+            "pixels": api("annotation:image-pixels", pk=image.pk),
+            "consensusLabels": api("qa-consensus-labels", pk=image.pk),
+            "dashboard": api("qa-dashboard"),
+            "next": api("qa-review", pk=following[0]) if following else None,
+        },
+        "actions": [a.value for a in ReviewAction if a != ReviewAction.ACCEPT_EDITED],
+        "csrfToken": get_token(request),
+    }
+    return render(request, "qa/review.html", {
+        "project": project, "image": image, "run": run, "state": state, "config": config,
+        "members": members,
+    })
+
+
+@login_required
+def qa_consensus_labels(request, slug, pk):
+    """The latest consensus as raw uint16/uint32 ids, shape (1, H, W), like ``annotations/<id>/labels/``."""
+    project = _lead_project(request, slug)
+    try:
+        _, run, _ = selectors.image_qa_get(user=request.user, project=project, image_id=pk)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    labels = mask_read(run.consensus.name)
+    dtype = "<u2" if int(labels.max(initial=0)) <= 0xFFFF else "<u4"
+    out = labels.astype(dtype, copy=False)
+    raw = RawArray(data=out.tobytes(), dtype=out.dtype.name, channels=1, height=out.shape[0], width=out.shape[1])
+    return raw_array_response(request, raw, etag=run.consensus_sha256)

@@ -1,0 +1,110 @@
+// dashboard.js — the QA dashboard: heat-map colours, the pair panel swapped in without a page
+// load, per-annotator trend charts (uPlot, vendored) and gate decisions per day.
+
+import uPlot from "../vendor/uplot-1.6.31/uPlot.esm.js";
+import { SERIES_COLOURS, agreementColour, inkFor, readConfig, sparkline } from "./common.js";
+
+const cfg = readConfig("qa-dashboard-config");
+
+function paintHeat() {
+  for (const td of document.querySelectorAll("[data-f1]")) {
+    const v = Number(td.dataset.f1);
+    if (!Number.isFinite(v)) continue;
+    td.style.background = agreementColour(v);
+    td.style.color = inkFor(v);
+    for (const a of td.querySelectorAll("a")) a.style.color = inkFor(v);
+  }
+}
+
+async function showPair(link) {
+  const url = new URL(cfg.pairUrl, window.location.href);
+  url.searchParams.set("a", link.dataset.a);
+  url.searchParams.set("b", link.dataset.b);
+  const panel = document.getElementById("pair");
+  panel.setAttribute("aria-busy", "true");
+  try {
+    const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    // The fragment is rendered (and escaped) by Django's templates, from our own origin.
+    panel.innerHTML = await response.text();
+    for (const td of document.querySelectorAll("#agreement-matrix td")) td.classList.remove("qa-heat-active");
+    link.closest("td").classList.add("qa-heat-active");
+    const page = new URL(window.location.href);
+    page.searchParams.set("a", link.dataset.a); page.searchParams.set("b", link.dataset.b);
+    history.replaceState(null, "", page);
+  } catch (err) {
+    panel.textContent = `Could not load the pair's images: ${err.message}`;
+  } finally {
+    panel.removeAttribute("aria-busy");
+  }
+}
+
+function wirePairs() {
+  document.getElementById("agreement-matrix")?.addEventListener("click", (ev) => {
+    const link = ev.target.closest("a[data-a]");
+    if (!link) return;
+    ev.preventDefault();
+    showPair(link);
+  });
+}
+
+function sparklines() {
+  const byName = new Map(cfg.annotators.map((a) => [a.annotator, a.history]));
+  document.querySelectorAll(".qa-spark").forEach((box, i) => {
+    const history = byName.get(box.dataset.annotator) || [];
+    box.append(sparkline(history.map((p) => p.quality), { colour: SERIES_COLOURS[i % SERIES_COLOURS.length] }));
+    box.title = history.length ? `${history.length} points, last quality ${Number(history.at(-1).quality).toFixed(2)}` : "no history";
+  });
+}
+
+function width(el) { return Math.max(280, el.getBoundingClientRect().width - 8); }
+
+function trendChart() {
+  const box = document.getElementById("trend-chart");
+  const series = cfg.annotators.filter((a) => a.history.length);
+  if (!series.length) { box.textContent = "No reliability history yet."; return; }
+  const times = [...new Set(series.flatMap((a) => a.history.map((p) => Date.parse(p.at) / 1000)))].sort((a, b) => a - b);
+  const index = new Map(times.map((t, i) => [t, i]));
+  const data = [times];
+  for (const a of series) {
+    const ys = new Array(times.length).fill(null);
+    for (const p of a.history) ys[index.get(Date.parse(p.at) / 1000)] = p.quality;
+    data.push(ys);
+  }
+  const opts = {
+    width: width(box), height: 220, title: "Quality after each QA run",
+    scales: { y: { range: [0, 1] } },
+    series: [{}, ...series.map((a, i) => ({
+      label: a.annotator, stroke: SERIES_COLOURS[i % SERIES_COLOURS.length], width: 2, spanGaps: true,
+      points: { size: 5 },
+    }))],
+    axes: [{}, { label: "quality" }],
+  };
+  box.chart = new uPlot(opts, data, box);
+}
+
+function gateChart() {
+  const box = document.getElementById("gate-chart");
+  const g = cfg.gates;
+  if (!g.days.length) { box.textContent = "No gate decisions yet."; return; }
+  const xs = g.days.map((d) => Date.parse(d) / 1000);
+  const colours = { approve: "#1a7f37", needs_review: "#bf8700", reject: "#cf222e" };
+  const outcomes = Object.keys(colours);
+  const opts = {
+    width: width(box), height: 220, title: "Gate decisions per day",
+    series: [{}, ...outcomes.map((o) => ({
+      label: o.replace("_", " "), stroke: colours[o], fill: `${colours[o]}33`, width: 2,
+      points: { size: 6 },
+    }))],
+    axes: [{}, { label: "images" }],
+    scales: { x: { time: true }, y: { range: (u, lo, hi) => [0, Math.max(1, hi)] } },
+  };
+  box.chart = new uPlot(opts, [xs, ...outcomes.map((o) => g[o])], box);
+}
+
+paintHeat();
+wirePairs();
+sparklines();
+trendChart();
+gateChart();
+document.body.dataset.qaReady = "1";

@@ -1,0 +1,97 @@
+"""The QA lead's dashboard and review page in a real Chromium, on real QA runs of three annotators."""
+
+import re
+
+import pytest
+
+from qa.enums import AuditKind, ImageQaStatus, ReviewAction
+from qa.models import ApprovedMask, AuditEvent, ImageQaState, ReviewDecision
+from qa.selectors import review_queue
+from tests.ui_pages.conftest import log_in
+from tests.ui_pages.qa_world import make_qa_world
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_qa_lead_reviews_the_worst_image_and_accepts_the_consensus(live_server, page, seen, screenshot_dir):
+    world = make_qa_world()
+    worst = review_queue(user=world.lead, project=world.project).first()
+    assert worst is not None and worst.status == ImageQaStatus.NEEDS_REVIEW
+    log_in(page, live_server.url, "lea")
+
+    page.goto(f"{live_server.url}/qa/{world.project.slug}/")
+    page.wait_for_selector("body[data-qa-ready='1']")
+    page.wait_for_selector("#trend-chart .uplot")
+    page.screenshot(path=str(screenshot_dir / "qa_dashboard.png"), full_page=True)
+    queue_rows = page.locator("#queue-table tbody tr")
+    assert queue_rows.count() == 3
+    first = queue_rows.first.locator("a").first
+    assert first.get_attribute("href") == f"/qa/{world.project.slug}/images/{worst.image_id}/"
+
+    first.click()
+    page.wait_for_selector("#review[data-state='ready']", timeout=30000)
+    # Three annotators and the consensus, side by side, plus their toggles on the overlay.
+    stages = page.locator("#sides .qa-stage")
+    assert stages.count() == 4
+    labels = [t.strip() for t in page.locator("#sides .qa-stage-label").all_inner_texts()]
+    assert labels[0] == "consensus"
+    assert sorted(n.split()[0] for n in labels[1:]) == ["ann-careless", "ann-expert", "ann-good"]
+    run = worst.latest_run
+    assert page.locator("#cells-table tbody tr[data-key='consensus']").count() == run.n_cells
+
+    # A row zooms every viewer onto its cell.
+    before = page.evaluate("window.qaReview.state.views.map(v => v.zoom)")
+    row = page.locator("#cells-table tbody tr[data-key='consensus']").first
+    cell_id = int(row.get_attribute("data-id"))
+    row.locator("td").nth(1).click()
+    after = page.evaluate("window.qaReview.state.views.map(v => v.zoom)")
+    assert all(a > b * 1.2 for a, b in zip(after, before, strict=True))
+    centres = page.evaluate("window.qaReview.state.views.map(v => v.toImage("
+                            "...(r => [r.left + r.width / 2, r.top + r.height / 2])(v.canvas.getBoundingClientRect())))")
+    box = page.evaluate(f"window.qaReview.state.maps.consensus.bbox({cell_id})")
+    for x, y in centres:  # every viewer is centred on the cell
+        assert box["x0"] - 1 <= x <= box["x1"] + 2 and box["y0"] - 1 <= y <= box["y1"] + 2
+    page.check("#show-disagreement")
+    for box in page.locator("[data-layer]").all():
+        box.check()
+    page.screenshot(path=str(screenshot_dir / "qa_review.png"), full_page=True)
+
+    page.fill("form[data-action='accept_consensus'] input[name=reason]", "consensus looks right")
+    page.click("form[data-action='accept_consensus'] button")
+    page.wait_for_selector("#decision-done")
+    assert "approved mask with" in page.inner_text("#decision-done")
+    assert page.inner_text("#image-status") == "approved"
+    page.screenshot(path=str(screenshot_dir / "qa_review_accepted.png"), full_page=True)
+
+    decision = ReviewDecision.objects.get(image_id=worst.image_id)
+    assert decision.action == ReviewAction.ACCEPT_CONSENSUS
+    assert decision.reviewer == world.lead
+    assert ApprovedMask.objects.get(review_decision=decision).n_cells == run.n_cells
+    assert ImageQaState.objects.get(image_id=worst.image_id).status == ImageQaStatus.APPROVED
+    audit = AuditEvent.objects.filter(image_id=worst.image_id, actor=world.lead)
+    assert audit.exists(), list(AuditEvent.objects.values_list("kind", flat=True))
+    assert {e.kind for e in audit} & {k.value for k in AuditKind}
+    assert seen.dialogs == [] and seen.csp == [] and seen.errors == []
+
+
+def test_agreement_matrix_cell_lists_that_pairs_images(live_server, page, seen, screenshot_dir):
+    world = make_qa_world()
+    log_in(page, live_server.url, "lea")
+    page.goto(f"{live_server.url}/qa/{world.project.slug}/")
+    page.wait_for_selector("body[data-qa-ready='1']")
+    cells = page.locator("#agreement-matrix a[data-a]")
+    assert cells.count() == 6  # 3 annotators: every ordered pair but the diagonal
+    cell = page.locator("#agreement-matrix a[data-a='ann-careless'][data-b='ann-expert']")
+    assert re.fullmatch(r"0\.\d\d|1\.00", cell.inner_text().strip())
+    cell.click()
+    page.wait_for_selector("#pair-table")
+    assert "ann-careless vs ann-expert" in page.inner_text("#pair-panel h3")
+    rows = page.locator("#pair-table tbody tr")
+    assert rows.count() == 3
+    f1s = [float(rows.nth(i).locator("td").nth(1).inner_text()) for i in range(3)]
+    assert f1s == sorted(f1s)  # worst first
+    assert "a=ann-careless" in page.url  # the address can be shared
+    page.screenshot(path=str(screenshot_dir / "qa_dashboard_pair.png"), full_page=True)
+    # The XSS payloads in the project name, cell classes and file names stay text.
+    assert "<script>" in page.inner_text("h1")
+    assert seen.dialogs == [] and seen.csp == [] and seen.errors == []
