@@ -12,6 +12,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("annotate/", include("annotation.page_urls")),
     path("qa/", include("qa.page_urls")),
+    path("ml/", include("datasets.page_urls")),
+    path("manage/", include("qa.manage_urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script as a file: no inline script (CSP).

@@ -62,4 +62,25 @@ def pair_disagreements(*, user, project: Project, a: str, b: str, limit: int = 5
     return out[:limit]
 
 
-__all__ = ["gate_counts_by_day", "pair_disagreements", "status_counts"]
+
+def policy_preview(*, user, project: Project, thresholds: dict) -> dict[str, int]:
+    """How many images the thresholds would approve / send to review / reject (latest runs).
+
+    Nothing is stored: the policy is an unsaved instance evaluated by the gate's pure rules.
+    """
+    from qa.models import GatingPolicy
+    from qa.services.gating import gate_evaluate
+
+    check_project_role(user=user, project=project, roles=READERS)
+    policy = GatingPolicy(project=project, **thresholds)
+    counts = {o.value: 0 for o in GateOutcome}
+    runs = QaRun.objects.filter(
+        pk__in=ImageQaState.objects.filter(project=project, latest_run__isnull=False)
+        .exclude(status=ImageQaStatus.EXCLUDED).values("latest_run_id")
+    ).prefetch_related("members__annotator")
+    for run in runs:
+        counts[gate_evaluate(run, policy).outcome] += 1
+    return counts
+
+
+__all__ = ["gate_counts_by_day", "pair_disagreements", "policy_preview", "status_counts"]

@@ -7,6 +7,7 @@ from qa import views
 urlpatterns = [
     path("<slug:slug>/", views.qa_dashboard, name="qa-dashboard"),
     path("<slug:slug>/pair/", views.qa_pair, name="qa-pair"),
+    path("<slug:slug>/policies/", views.qa_policies, name="qa-policies"),
     path("<slug:slug>/images/<int:pk>/", views.qa_review, name="qa-review"),
     path("<slug:slug>/images/<int:pk>/consensus/labels/", views.qa_consensus_labels, name="qa-consensus-labels"),
 ]

@@ -22,11 +22,16 @@ from annotation.services.pixels import RawArray
 from config.errors import NotFound, PermissionDenied
 from qa import dashboard, selectors
 from qa.enums import ImageQaStatus, ReviewAction
-from qa.models import ImageQaState
-from qa.serializers import ReviewQueueFilter
+from qa.models import GatingPolicy, ImageQaState
+from qa.serializers import PolicyInput, ReviewQueueFilter
 from qa.services.masks import mask_read
 
 LEAD_ROLES = [Role.QA_LEAD, Role.MANAGER]
+STATUS_LABELS = {
+    "awaiting": "Awaiting annotations", "needs_review": "Needs review", "approved": "Approved",
+    "rejected": "Rejected", "sent_back": "Sent back", "more_annotators": "More annotators",
+    "excluded": "Excluded",
+}
 QUEUE_FILTER_FIELDS = ("status", "annotator", "plate", "batch", "modality", "stain")
 
 
@@ -77,7 +82,8 @@ def qa_dashboard(request, slug):
     }
     return render(request, "qa/dashboard.html", {
         "project": project, "matrix": matrix, "names": names, "annotators": annotators,
-        "status_counts": dashboard.status_counts(user=request.user, project=project),
+        "status_counts": [(s, STATUS_LABELS[s], n) for s, n in
+                          dashboard.status_counts(user=request.user, project=project).items()],
         "queue": queue, "filters": filters, "filter_errors": filter_errors,
         "statuses": [s.value for s in ImageQaStatus], "pair": pair, "config": config,
     })
@@ -144,3 +150,29 @@ def qa_consensus_labels(request, slug, pk):
     out = labels.astype(dtype, copy=False)
     raw = RawArray(data=out.tobytes(), dtype=out.dtype.name, channels=1, height=out.shape[0], width=out.shape[1])
     return raw_array_response(request, raw, etag=run.consensus_sha256)
+
+
+@login_required
+def qa_policies(request, slug):
+    """Gating policy versions, an editor of the thresholds and a preview of their effect."""
+    project = _lead_project(request, slug)
+    versions = list(selectors.policy_list(user=request.user, project=project).select_related(
+        "created_by", "published_by"))
+    latest = versions[-1] if versions else None
+    base = latest.thresholds() if latest else {n: GatingPolicy._meta.get_field(n).get_default()
+                                                  for n in GatingPolicy.THRESHOLDS}
+    published = next((v for v in reversed(versions) if v.status == "published"), None)
+    raw = {k: v for k, v in request.GET.items() if k in GatingPolicy.THRESHOLDS and v != ""}
+    form = PolicyInput(data=raw, partial=True)
+    errors = {} if form.is_valid() else {k: " ".join(map(str, v)) for k, v in form.errors.items()}
+    proposed = {**base, **(form.validated_data if not errors else {})}
+    return render(request, "qa/policies.html", {
+        "project": project, "versions": versions, "latest": latest, "published": published,
+        "fields": [(name, proposed[name]) for name in GatingPolicy.THRESHOLDS], "errors": errors,
+        "preview": dashboard.policy_preview(user=request.user, project=project, thresholds=proposed),
+        "current": dashboard.policy_preview(user=request.user, project=project,
+                                            thresholds=published.thresholds()) if published else None,
+        "config": {"urls": {"policies": reverse("qa:policy-list", kwargs={"slug": slug})},
+                   "draft": latest.version if latest and latest.status == "draft" else None,
+                   "csrfToken": get_token(request)},
+    })

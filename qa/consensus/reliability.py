@@ -220,9 +220,9 @@ def anchor_biases(relative: np.ndarray, shared: np.ndarray, *,
         estimate its gold bias, else 0.
     trust : ndarray of float64, shape (K,)
         0..1: how well annotator ``j``'s relative bias fits the others' on this image: 1
-        within 2 px of their median, 0 from 3 px on (with a gold bias: of what
-        the annotator's gold bias predicts). A smeared upload, 3-4 px off everybody
-        else's outlines, gets 0.
+        within 2 px of their median, 0 from 3 px on. A smeared upload, 3-4 px off
+        everybody else's outlines, gets 0. (With two annotators more than 6 px apart
+        nobody can be told off: all keep 1.)
     level : float
         The offset added to the relative biases.
 
@@ -236,9 +236,9 @@ def anchor_biases(relative: np.ndarray, shared: np.ndarray, *,
     annotators whose outlines differ from the majority's, so weighting the level by them
     pulls it further toward a dilating majority (gated training labels of the five-
     annotator gating panel: area ratio 1.067 -> 1.076 in simulation). With gold,
-    each annotator with a known bias says where the level is (``gold_j - relative_j``);
-    the level is their median, so the one annotation whose outlines are off on this
-    image cannot move it either.
+    each trusted annotator with a known bias says where the level is
+    (``relative_j - gold_j``); the level is their trust-weighted median, so the one
+    annotation whose outlines are off on this image cannot move it either.
     """
     k = relative.shape[0]
     bias = np.zeros(k)
@@ -250,6 +250,8 @@ def anchor_biases(relative: np.ndarray, shared: np.ndarray, *,
         return np.clip(bias, -MAX_BIAS, MAX_BIAS), trust, 0.0
     r = relative[shared]
     t = _trust(r - float(np.median(r)))
+    if t.sum() <= 0:  # two annotators far apart: no telling who is off
+        t = np.ones_like(t)
     level = float(np.sum(t * r) / np.sum(t))
     trust[shared] = t
     anchored = known & shared & (trust > 0)

@@ -118,10 +118,19 @@ def not_cell_likeness(
     return {int(c): float(v) for c, v in zip(ids, likeness, strict=True)}
 
 
+def _as_index(labels: np.ndarray) -> np.ndarray:
+    """Labels in a dtype ``np.bincount`` takes (uint64 ids are cast)."""
+    return labels if np.can_cast(labels.dtype, np.intp) else labels.astype(np.intp)
+
+
 def member_stats(
-    mask: np.ndarray, ref: Reference, ids: np.ndarray, masks: list[np.ndarray]
+    mask: np.ndarray, ref: Reference, ids: np.ndarray, masks: list[np.ndarray], *,
+    areas: list[np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each reference cell as the other annotators drew it (before fusion).
+
+    ``areas``, when given, holds per mask the pixel count of every id 0..max
+    (``np.bincount`` of the mask), to save counting again.
 
     Returns
     -------
@@ -132,26 +141,30 @@ def member_stats(
         drew on this image (inf for a cell without members): each annotator's own habit
         of drawing large or small cancels out.
     """
-    drawn = (mask != 0).ravel()
+    drawn = mask != 0
     rows = ref.members[np.searchsorted(ref.ids, ids)]
     cover = np.zeros(ids.size)
     size = np.full(ids.size, np.inf)
     for j in np.flatnonzero(rows.any(axis=0)):
-        seq, present = sequential_labels(masks[j])
-        area = np.bincount(seq.ravel(), minlength=present.size + 1)
-        under = np.bincount(seq.ravel(), weights=drawn, minlength=present.size + 1)
+        table = np.bincount(_as_index(masks[j]).ravel()) if areas is None else areas[j]
+        drawn_areas = table[1:][table[1:] > 0]
         have = rows[:, j] != 0
-        k = np.searchsorted(present, rows[have, j]) + 1
-        cover[have] = np.maximum(cover[have], under[k] / np.maximum(area[k], 1))
-        size[have] = np.minimum(size[have], area[k] / max(float(np.median(area[1:])), 1.0))
+        area = table[rows[have, j]]
+        under = label_areas(masks[j][drawn], rows[have, j]).astype(float)
+        median = float(np.median(drawn_areas)) if drawn_areas.size else 0.0
+        cover[have] = np.maximum(cover[have], under / np.maximum(area, 1))
+        size[have] = np.minimum(size[have], area / max(median, 1.0))
     return cover, size
 
 
 def missed_doubt(
     mask: np.ndarray, ref: Reference, missed: list[int], masks: list[np.ndarray], *,
     image: np.ndarray | None, foreground: np.ndarray, background: Background | None,
+    areas: list[np.ndarray] | None = None,
 ) -> dict[int, float]:
     """How doubtful it is that each reference cell is a whole cell ``mask`` left out, 0..1.
+
+    ``areas`` as in :func:`member_stats`.
 
     The largest of: ``too_small`` as in :func:`not_cell_likeness`; ``covered``, the
     share of the cell's pixels under cells of ``mask`` over :data:`COVERED` (clipped to
@@ -172,11 +185,9 @@ def missed_doubt(
     ids = np.asarray(missed, dtype=np.int64)
     small = not_cell_likeness(ref.labels, missed, ref, None, foreground)
     doubt = np.asarray([small[r] for r in missed])
-    seq, present = sequential_labels(ref.labels)
-    k = np.searchsorted(present, ids) + 1
-    area = np.bincount(seq.ravel(), minlength=present.size + 1)[k]
-    under = np.bincount(seq.ravel(), weights=(mask != 0).ravel(), minlength=present.size + 1)[k]
-    member_cover, member_size = member_stats(mask, ref, ids, masks)
+    area = ref.area_of(ids)
+    under = label_areas(ref.labels[mask != 0], ids).astype(float)
+    member_cover, member_size = member_stats(mask, ref, ids, masks, areas=areas)
     cover = np.maximum(under / np.maximum(area, 1), member_cover)
     doubt = np.maximum(doubt, np.clip(cover / COVERED, 0.0, 1.0))
     if image is not None:
@@ -197,22 +208,27 @@ def missed_doubt(
 
 def held_parts(
     cell: np.ndarray, ref: Reference, parts: list[int], masks: list[np.ndarray],
-    box: tuple[slice, slice],
+    box: tuple[slice, slice], *, areas: list[np.ndarray] | None = None,
 ) -> list[int]:
     """The reference cells of which some member, as its annotator drew it, lies more than
     half inside ``cell`` (a boolean mask of the cell suspected of a merge).
 
     The fused reference cells are cut where clusters overlap; a neighbour that another
     annotator merged with this cell can leave a fused piece inside it, while the member
-    itself lies mostly outside. Only ``box`` (the cell's bounding box, padded) is read.
+    itself lies mostly outside. Only ``box`` (the cell's bounding box, padded) is read,
+    and the members' areas when ``areas`` (per mask, the pixel count of every id 0..max,
+    ``np.bincount`` of the mask) is given.
     """
     rows = ref.members[np.searchsorted(ref.ids, np.asarray(parts, dtype=np.int64))]
     held = []
     for r, row in zip(parts, rows, strict=True):
         for j in np.flatnonzero(row):
-            member = masks[j] == row[j]
-            inside = int(np.count_nonzero(member[box] & cell[box]))
-            if inside > 0.5 * np.count_nonzero(member):
+            inside = int(np.count_nonzero((masks[j][box] == row[j]) & cell[box]))
+            if areas is None:
+                area = int(label_areas(masks[j], np.asarray([row[j]]))[0])
+            else:
+                area = int(areas[j][row[j]]) if row[j] < areas[j].size else 0
+            if inside > 0.5 * area:
                 held.append(r)
                 break
     return held

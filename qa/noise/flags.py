@@ -11,6 +11,7 @@ from scipy import ndimage as ndi
 
 from qa.noise.compare import compare_labels, sequential_labels
 from qa.noise.doubt import (
+    _as_index,
     disputed_share,
     held_parts,
     missed_doubt,
@@ -240,6 +241,8 @@ def flag_instances(
     for m in masks:
         foreground |= m != 0
     background = None if image is None else background_of(image, foreground)
+    # pixel count of every id of every mask, counted once for all annotators' doubts
+    areas = [np.bincount(_as_index(m).ravel()) for m in masks]
     flags: list[InstanceFlag] = []
     for i in range(k):
         if consensus is None:
@@ -250,7 +253,7 @@ def flag_instances(
             )
         flags.extend(_disagreement_flags(i, masks, ref, iou_threshold=iou_threshold,
                                          image=image, foreground=foreground,
-                                         background=background))
+                                         background=background, areas=areas))
     if background is not None and image_evidence:
         flags.extend(
             InstanceFlag(i, FlagKind.MISSED, cell.score, (), (), where=cell.where)
@@ -266,6 +269,7 @@ def flag_instances(
 def _disagreement_flags(
     i: int, masks: list[np.ndarray], ref: Reference, *, iou_threshold: float,
     image: np.ndarray | None, foreground: np.ndarray, background: Background | None,
+    areas: list[np.ndarray],
 ) -> list[InstanceFlag]:
     mask = masks[i]
     cmp = compare_labels(ref.labels, mask, iou_threshold=iou_threshold)
@@ -287,7 +291,7 @@ def _disagreement_flags(
 
     missed = [int(r) for r in cmp.missed if ref.share_of([r])[0] > 0]
     doubts = missed_doubt(mask, ref, missed, masks, image=image, foreground=foreground,
-                          background=background)
+                          background=background, areas=areas)
     for r, doubt in doubts.items():
         add(FlagKind.MISSED, float(ref.share_of([r])[0]) * (1.0 - doubt), (), [r])
     boxes: dict[int, tuple[slice, slice]] = {}
@@ -300,7 +304,7 @@ def _disagreement_flags(
         s = ref.share_of(list(refs))
         real = [r for r, v in zip(refs, s, strict=True) if v > 0]
         if len(real) >= 2:
-            real = held_parts(mask == c, ref, real, masks, boxes[int(c)])
+            real = held_parts(mask == c, ref, real, masks, boxes[int(c)], areas=areas)
         if len(real) >= 2:
             # a half-size part the others drew is more likely a split of theirs
             u = not_cell_likeness(ref.labels, real, ref, None, foreground)

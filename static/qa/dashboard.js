@@ -87,19 +87,27 @@ function gateChart() {
   const box = document.getElementById("gate-chart");
   const g = cfg.gates;
   if (!g.days.length) { box.textContent = "No gate decisions yet."; return; }
-  const xs = g.days.map((d) => Date.parse(d) / 1000);
+  // A continuous run of days, one either side, so that a single day still reads as a day.
+  const DAY = 86400;
+  const given = new Map(g.days.map((d, i) => [Date.parse(d) / 1000, i]));
+  const xs = [];
+  for (let t = Math.min(...given.keys()) - DAY; t <= Math.max(...given.keys()) + DAY; t += DAY) xs.push(t);
   const colours = { approve: "#1a7f37", needs_review: "#bf8700", reject: "#cf222e" };
   const outcomes = Object.keys(colours);
   const opts = {
     width: width(box), height: 220, title: "Gate decisions per day",
     series: [{}, ...outcomes.map((o) => ({
       label: o.replace("_", " "), stroke: colours[o], fill: `${colours[o]}33`, width: 2,
-      points: { size: 6 },
+      points: { size: 9 },
     }))],
     axes: [{}, { label: "images" }],
-    scales: { x: { time: true }, y: { range: (u, lo, hi) => [0, Math.max(1, hi)] } },
+    scales: {
+      x: { time: true },
+      y: { range: (u, lo, hi) => [0, Math.max(1, hi)] },
+    },
   };
-  box.chart = new uPlot(opts, [xs, ...outcomes.map((o) => g[o])], box);
+  const ys = outcomes.map((o) => xs.map((t) => (given.has(t) ? g[o][given.get(t)] : 0)));
+  box.chart = new uPlot(opts, [xs, ...ys], box);
 }
 
 paintHeat();

@@ -190,10 +190,10 @@ function wireActions() {
         const decision = await api.json(cfg.urls.review, {
           method: "POST", body: JSON.stringify(formBody(form)), headers: { "Content-Type": "application/json" },
         });
-        result.replaceChildren(el("p", { class: "qa-msg qa-msg-ok", id: "decision-done", text: `Done: ${describe(decision)}.` }));
-        if (cfg.urls.next) result.append(el("a", { class: "btn", href: cfg.urls.next, text: "Next image in the queue →" }));
         const after = await api.json(cfg.urls.review);
         $("image-status").textContent = after.status;
+        result.replaceChildren(el("p", { class: "qa-msg qa-msg-ok", id: "decision-done", text: `Done: ${describe(decision)}.` }));
+        if (cfg.urls.next) result.append(el("a", { class: "btn", href: cfg.urls.next, text: "Next image in the queue →" }));
         const history = $("history");
         history.querySelector(".muted")?.remove();
         history.prepend(el("li", {}, el("strong", { text: decision.action }), ` by ${decision.reviewer}${decision.comment ? `: ${decision.comment}` : ""}`));

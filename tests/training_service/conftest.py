@@ -9,7 +9,7 @@ from django.test.utils import override_settings
 
 from tests.datasets.conftest import build_world
 from tests.datasets.helpers import make_snapshot
-from tests.factories import api_client  # noqa: F401
+from tests.factories import api_client, world  # noqa: F401
 
 TINY_HYPER = {"epochs": 3, "learning_rate": 0.02, "batch_size": 4, "tile_size": 64, "seed": 1,
               "save_every": 1, "warmup_epochs": 0, "images_per_epoch": 4}

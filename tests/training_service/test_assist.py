@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tests.factories import ImageFactory, api_client, png_bytes, world  # noqa: F401
+from tests.factories import ImageFactory, png_bytes
 from training.assist import METHOD, segment_in_box
 from training.services.data import training_storage
 

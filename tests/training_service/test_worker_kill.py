@@ -31,7 +31,7 @@ from training.tasks import training_run_task
 QUEUE = f"training-killtest-{os.getpid()}"
 STALE_S = 3
 # Epochs long enough (~1 s on a CPU) to kill the worker between two of them.
-HYPER = {**TINY_HYPER, "epochs": 8, "save_every": 1, "images_per_epoch": 48}
+HYPER = {**TINY_HYPER, "epochs": 8, "save_every": 1, "images_per_epoch": 8}
 
 
 def _start_worker(media_root: Path, name: str) -> tuple[subprocess.Popen, Path]:
@@ -61,7 +61,8 @@ def _wait(predicate, timeout: float, what: str, log: Path | None = None, step: f
         if value:
             return value
         time.sleep(step)
-    raise AssertionError(f"timed out waiting for {what}" + (f"\n{log.read_text()}" if log else ""))
+    raise AssertionError(f"timed out waiting for {what}" + (f"\n{log.read_text()}" if log else "")
+                         + f"\nruns: {list(TrainingRun.objects.values())}")
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -113,7 +114,7 @@ def test_killed_training_worker_resumes_from_its_checkpoint(media_root, settings
     first, log1 = _start_worker(media_root, "train-a")
     try:
         training_run_task.apply_async((run.pk,), queue=QUEUE)
-        _wait(lambda: _state(run.pk)["checkpoint_epoch"] >= 2, 480, "two checkpointed epochs", log1)
+        _wait(lambda: _state(run.pk)["checkpoint_epoch"] >= 2, 480, f"two checkpointed epochs of run {run.pk}", log1)
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
     finally:

@@ -44,3 +44,17 @@ def test_review_page_and_consensus_labels_follow_the_same_rule(project, user, co
 def test_anonymous_users_are_sent_to_log_in(project):
     response = Client().get("/qa/roles/")
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+@pytest.mark.parametrize(("user", "code"), [
+    ("ml", 200), ("boss", 200), ("lead", 403), ("ann", 403), ("stranger", 404),
+])
+def test_ml_page_is_for_ml_engineers_and_managers(project, user, code):
+    assert _get(user, "/ml/roles/").status_code == code
+
+
+@pytest.mark.parametrize(("user", "code"), [
+    ("boss", 200), ("lead", 403), ("ml", 403), ("ann", 403), ("stranger", 404),
+])
+def test_manage_page_is_for_managers(project, user, code):
+    assert _get(user, "/manage/roles/").status_code == code

@@ -95,3 +95,38 @@ def test_agreement_matrix_cell_lists_that_pairs_images(live_server, page, seen, 
     # The XSS payloads in the project name, cell classes and file names stay text.
     assert "<script>" in page.inner_text("h1")
     assert seen.dialogs == [] and seen.csp == [] and seen.errors == []
+
+
+def test_gating_policy_preview_save_and_publish(live_server, page, seen, screenshot_dir):
+    from qa.models import GatingPolicy
+
+    world = make_qa_world(n_images=2)
+    log_in(page, live_server.url, "lea")
+    page.goto(f"{live_server.url}/qa/{world.project.slug}/policies/")
+    page.wait_for_selector("body[data-qa-ready='1']")
+
+    def preview():
+        cells = page.locator("#preview-proposed td").all_inner_texts()
+        return dict(zip(["approve", "needs_review", "reject"], map(int, cells), strict=True))
+
+    assert preview() == {"approve": 0, "needs_review": 2, "reject": 0}
+    # Lenient thresholds: nothing is low enough to need a look any more.
+    for name, value in [("min_agreement", "0.05"), ("reject_agreement", "0"), ("min_annotation_quality", "0"),
+                        ("max_flagged_share", "1"), ("min_cell_support", "0"), ("min_cell_confidence", "0")]:
+        page.fill(f"#policy-form [name={name}]", value)
+    page.select_option("#policy-form [name=flagged_cells]", "drop")
+    page.click("#policy-form button[type=submit]")
+    page.wait_for_selector("body[data-qa-ready='1']")
+    assert preview() == {"approve": 2, "needs_review": 0, "reject": 0}
+    assert GatingPolicy.objects.filter(project=world.project, status="draft").count() == 0  # preview stores nothing
+    page.screenshot(path=str(screenshot_dir / "qa_policies.png"), full_page=True)
+
+    page.click("#save-draft")
+    page.wait_for_url("**/policies/?saved=*")
+    draft = GatingPolicy.objects.get(project=world.project, status="draft")
+    assert draft.min_agreement == 0.05 and draft.max_flagged_share == 1.0
+    page.click("#publish")
+    page.wait_for_selector("#policy-result.qa-msg-ok")
+    draft.refresh_from_db()
+    assert draft.status == "published"
+    assert seen.dialogs == [] and seen.csp == [] and seen.errors == []

@@ -1,0 +1,124 @@
+// manage.js — the manager's page: drag-and-drop upload of many images with per-file progress
+// and result, assignment generation and QA settings, through the REST API (CSRF header).
+
+import { ApiClient, ApiError } from "../annotator/api.js";
+import { el, readConfig } from "../qa/common.js";
+
+const cfg = readConfig("manage-config");
+const api = new ApiClient({ csrfToken: cfg.csrfToken });
+const $ = (id) => document.getElementById(id);
+const PARALLEL = 2;
+const RETRIES = 4;   // a busy server (503, e.g. SQLite locked) or throttling (429) is retried
+
+function sizeText(n) { return n > 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${Math.max(1, Math.round(n / 1e3))} kB`; }
+
+function errorText(body, status) {
+  if (Array.isArray(body) && body[0]?.error) return body[0].error;
+  if (body && typeof body === "object") {
+    if (typeof body.detail === "string") return body.detail;
+    return Object.entries(body).map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(" ") : typeof v === "string" ? v : JSON.stringify(v)}`).join("; ");
+  }
+  return `HTTP ${status}`;
+}
+
+/** Upload one file with XHR (fetch has no upload progress); resolves with the file's result. */
+async function uploadOne(file, row) {
+  for (let attempt = 1; ; attempt++) {
+    const wait = await uploadAttempt(file, row);
+    if (wait === null || attempt >= RETRIES) return;
+    row.result.textContent = `server busy, retrying in ${wait} s…`;
+    await new Promise((r) => setTimeout(r, wait * 1000));
+  }
+}
+
+/** One try; resolves with null when done, or the seconds to wait before trying again. */
+function uploadAttempt(file, row) {
+  return new Promise((resolve) => {
+    const form = new FormData();
+    form.append("file", file, file.name);
+    for (const [k, v] of new FormData($("upload-meta")).entries()) if (String(v).trim()) form.append(k, String(v).trim());
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", cfg.urls.images);
+    xhr.setRequestHeader("X-CSRFToken", cfg.csrfToken);
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.upload.addEventListener("progress", (ev) => { if (ev.lengthComputable) row.progress.value = ev.loaded / ev.total; });
+    xhr.addEventListener("load", () => {
+      if (xhr.status === 503 || xhr.status === 429) {
+        resolve(Math.min(10, Number(xhr.getResponseHeader("Retry-After")) || 1));
+        return;
+      }
+      let body = null;
+      try { body = JSON.parse(xhr.responseText); } catch { body = null; }
+      const entry = Array.isArray(body) ? body[0] : null;
+      row.progress.value = 1;
+      if (entry && entry.image) {
+        const what = entry.created ? "added" : "already in the project";
+        row.result.className = "mg-ok";
+        row.result.textContent = `${what}: image #${entry.image.id}, ${entry.image.width}×${entry.image.height}, ${entry.image.channels} ch ${entry.image.dtype}`;
+        row.tr.dataset.result = entry.created ? "created" : "existing";
+      } else {
+        row.result.className = "mg-err";
+        row.result.textContent = errorText(body, xhr.status);
+        row.tr.dataset.result = "error";
+      }
+      resolve(null);
+    });
+    xhr.addEventListener("error", () => { row.result.className = "mg-err"; row.result.textContent = "network error"; row.tr.dataset.result = "error"; resolve(null); });
+    xhr.send(form);
+  });
+}
+
+async function uploadAll(files) {
+  const body = $("uploads").tBodies[0];
+  const rows = [...files].map((file) => {
+    const progress = el("progress", { max: "1", value: "0" });
+    const result = el("span", { class: "muted", text: "waiting" });
+    const tr = el("tr", { dataset: { file: file.name } }, el("td", { text: file.name }), el("td", { text: sizeText(file.size) }), el("td", {}, progress), el("td", {}, result));
+    body.prepend(tr);
+    return { file, tr, progress, result };
+  });
+  let next = 0;
+  const worker = async () => { while (next < rows.length) { const r = rows[next++]; r.result.textContent = "uploading…"; await uploadOne(r.file, r); } };
+  await Promise.all(Array.from({ length: Math.min(PARALLEL, rows.length) }, worker));
+}
+
+function wireDrop() {
+  const zone = $("dropzone");
+  for (const type of ["dragenter", "dragover"]) zone.addEventListener(type, (ev) => { ev.preventDefault(); zone.classList.add("mg-over"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("mg-over"));
+  zone.addEventListener("drop", (ev) => {
+    ev.preventDefault();
+    zone.classList.remove("mg-over");
+    if (ev.dataTransfer?.files?.length) uploadAll(ev.dataTransfer.files);
+  });
+  $("file-input").addEventListener("change", (ev) => { if (ev.target.files.length) uploadAll(ev.target.files); ev.target.value = ""; });
+  zone.addEventListener("keydown", (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); $("file-input").click(); } });
+}
+
+function wireForms() {
+  $("generate").addEventListener("click", async () => {
+    const out = $("generate-result");
+    out.textContent = "Generating…";
+    try {
+      const job = await api.json(cfg.urls.generate, { method: "POST", body: "{}", headers: { "Content-Type": "application/json" } });
+      const r = job.result || {};
+      out.textContent = job.status === "succeeded"
+        ? `Done: ${Object.entries(r).map(([k, v]) => `${k.replace(/_/g, " ")} ${typeof v === "object" ? JSON.stringify(v) : v}`).join(", ") || "nothing to do"}.`
+        : `Job ${job.id}: ${job.status}.`;
+    } catch (err) { out.textContent = err instanceof ApiError ? err.message : err.message; }
+  });
+  $("settings-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const out = $("settings-result");
+    const body = {};
+    for (const [k, v] of new FormData(ev.target).entries()) body[k] = v === "" ? null : Number(v);
+    try {
+      await api.json(cfg.urls.settings, { method: "PATCH", body: JSON.stringify(body), headers: { "Content-Type": "application/json" } });
+      out.className = "mg-ok"; out.textContent = "Saved.";
+    } catch (err) { out.className = "mg-err"; out.textContent = err.message; }
+  });
+}
+
+wireDrop();
+wireForms();
+$("manage").dataset.state = "ready";

@@ -1,0 +1,62 @@
+"""The manager's page in a real Chromium: three files dropped at once, one result per file."""
+
+import base64
+
+import numpy as np
+import pytest
+from playwright.sync_api import expect
+
+from annotation.enums import Role
+from annotation.models import Assignment, Image
+from tests.factories import MembershipFactory, ProjectFactory, UserFactory, png_bytes, tiff_bytes
+from tests.ui_pages.conftest import log_in
+from tests.ui_pages.qa_world import XSS
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+DROP = """([selector, files]) => {
+  const dt = new DataTransfer();
+  for (const f of files) {
+    const bytes = Uint8Array.from(atob(f.b64), (c) => c.charCodeAt(0));
+    dt.items.add(new File([bytes], f.name, { type: f.type }));
+  }
+  const zone = document.querySelector(selector);
+  zone.dispatchEvent(new DragEvent("dragover", { dataTransfer: dt, bubbles: true, cancelable: true }));
+  zone.dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+}"""
+
+
+def _file(name, data, kind):
+    return {"name": name, "b64": base64.b64encode(data).decode(), "type": kind}
+
+
+def test_manager_drops_three_images_and_sees_each_result(live_server, page, seen, screenshot_dir):
+    boss = UserFactory(username="max")
+    project = ProjectFactory(slug="upl", name=f"Upload {XSS}", annotators_per_image=1)
+    MembershipFactory(user=boss, project=project, role=Role.MANAGER)
+    annotator = UserFactory(username="ann")
+    MembershipFactory(user=annotator, project=project, role=Role.ANNOTATOR)
+    rng = np.random.default_rng(1)
+    files = [
+        _file("plate1_A01.png", png_bytes(rng.integers(0, 4000, (40, 50), dtype=np.uint16)), "image/png"),
+        _file("plate1_A02.tif", tiff_bytes(rng.integers(0, 255, (2, 32, 32), dtype=np.uint8)), "image/tiff"),
+        _file(f"notes {XSS}.txt", b"this is not an image", "text/plain"),
+    ]
+    log_in(page, live_server.url, "max")
+    page.goto(f"{live_server.url}/manage/upl/")
+    page.wait_for_selector("#manage[data-state='ready']")
+    page.fill("#upload-meta input[name=plate]", "plate1")
+    page.evaluate(DROP, ["#dropzone", files])
+    expect(page.locator("#uploads tr[data-result]")).to_have_count(3, timeout=30000)
+
+    results = {r.get_attribute("data-file"): r.get_attribute("data-result") for r in page.locator("#uploads tbody tr").all()}
+    assert results == {"plate1_A01.png": "created", "plate1_A02.tif": "created", f"notes {XSS}.txt": "error"}
+    assert "50×40" in page.inner_text("#uploads tr[data-file='plate1_A01.png']")
+    assert Image.objects.filter(project=project, plate="plate1").count() == 2
+    assert page.locator("#uploads tr[data-result='error'] .mg-err").inner_text().strip() != ""
+
+    page.click("#generate")
+    page.wait_for_selector("#generate-result:has-text('Done')")
+    assert Assignment.objects.filter(image__project=project, annotator=annotator).count() == 2
+    page.screenshot(path=str(screenshot_dir / "manage_page.png"), full_page=True)
+    assert seen.dialogs == [] and seen.csp == [] and seen.errors == []
