@@ -8,7 +8,9 @@ pairwise agreement, leave-one-out scores, flags, guideline rules, store the run 
 consensus file, then reliability, gate, qualification and redundancy. Reports the
 median of ``--repeat`` runs and the split between the numeric core and the rest.
 
-Usage: ``.venv/bin/python bench/qa_run_bench.py [--repeat 3] [--size 1024] [--cells 300]``.
+Usage: ``.venv/bin/python bench/qa_run_bench.py [--repeat 3] [--size 1024] [--cells 300]
+[--profile]``. ``--profile`` also prints the CPU time (``time.process_time``, median of
+``--repeat``) of each stage of the numeric core, and a cProfile listing of one run.
 Target (issue 13): <= 1 s per run.
 """
 
@@ -31,6 +33,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--cells", type=int, default=300)
+    parser.add_argument("--profile", action="store_true",
+                        help="CPU time per core stage and a cProfile listing of one QA run")
     args = parser.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="qa-run-bench-"))
     os.environ.setdefault("CELLCURATE_DATA_DIR", str(data_dir))
@@ -84,21 +88,67 @@ def main() -> None:
     print(f"image {args.size} x {args.size}, cells per annotation: "
           f"{[int(len(set(m.ravel().tolist())) - 1) for m in masks]}")
 
-    totals, cores = [], []
+    totals, cores, cpu_totals, cpu_cores = [], [], [], []
     for _ in range(args.repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         analyse(masks, [1.0, 1.0, 1.0])
         cores.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
+        cpu_cores.append(time.process_time() - c0)
+        t0, c0 = time.perf_counter(), time.process_time()
         run = image_qa_run(image=image, trigger=QaTrigger.ON_DEMAND, actor=lead)
         totals.append(time.perf_counter() - t0)
+        cpu_totals.append(time.process_time() - c0)
     total, core = statistics.median(totals), statistics.median(cores)
-    print(f"QA run end to end: median {total:.3f} s over {args.repeat} (runs {[round(t, 3) for t in totals]})")
-    print(f"  numeric core (fuse + agreement + scores + flags): median {core:.3f} s")
+    print(f"QA run end to end: median {total:.3f} s over {args.repeat} (runs {[round(t, 3) for t in totals]}); "
+          f"CPU median {statistics.median(cpu_totals):.3f} s")
+    print(f"  numeric core (fuse + agreement + scores + flags): median {core:.3f} s; "
+          f"CPU median {statistics.median(cpu_cores):.3f} s")
     print(f"  load, rules, store, reliability, gate, redundancy: ~{max(0.0, total - core):.3f} s")
     print(f"  consensus cells {run.n_cells}, flags {run.n_flags}, violations {run.n_violations}, "
           f"stored duration_ms {run.duration_ms}")
     print(f"target <= 1 s: {'met' if total <= 1.0 else 'NOT met'}")
+    if args.profile:
+        _profile(masks, args.repeat, image_qa_run, dict(image=image, trigger=QaTrigger.ON_DEMAND, actor=lead))
+
+
+def _profile(masks, repeat: int, run_qa, run_kwargs: dict) -> None:
+    """CPU time of each stage of ``analyse`` (median of ``repeat``), then cProfile of one run."""
+    import cProfile
+    import pstats
+
+    from qa.consensus import fuse
+    from qa.metrics import match_instances, pairwise_agreement
+    from qa.noise import flag_instances, score_annotations
+    from qa.services.qa_run import IOU_THRESHOLD, MIN_FLAG_SCORE
+
+    w = [1.0] * len(masks)
+    consensus = fuse(masks, iou_threshold=IOU_THRESHOLD, weights=w)
+    stages = {
+        "fuse": lambda: fuse(masks, iou_threshold=IOU_THRESHOLD, weights=w),
+        "pairwise agreement + PQ": lambda: (
+            pairwise_agreement(masks, iou_threshold=IOU_THRESHOLD),
+            [match_instances(a, b, iou_threshold=IOU_THRESHOLD)
+             for n, a in enumerate(masks) for b in masks[n + 1:]],
+        ),
+        "score_annotations": lambda: score_annotations(masks, weights=w, iou_threshold=IOU_THRESHOLD),
+        "flag_instances": lambda: flag_instances(masks, consensus=consensus, weights=w,
+                                                 iou_threshold=IOU_THRESHOLD,
+                                                 min_score=MIN_FLAG_SCORE, seed=0),
+    }
+    print("CPU time per stage (time.process_time, median of", repeat, "):")
+    for name, call in stages.items():
+        times = []
+        for _ in range(repeat):
+            c0 = time.process_time()
+            call()
+            times.append(time.process_time() - c0)
+        print(f"  {name:<26} {statistics.median(times):.3f} s  {[round(t, 3) for t in times]}")
+    profiler = cProfile.Profile()
+    profiler.enable()
+    run_qa(**run_kwargs)
+    profiler.disable()
+    print("cProfile of one QA run (cumulative; cProfile's overhead inflates every number):")
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
 
 
 if __name__ == "__main__":

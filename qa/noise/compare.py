@@ -71,9 +71,9 @@ class Comparison:
     n_candidate: int
 
 
-def _id_counts(labels: np.ndarray) -> np.ndarray | None:
-    """Pixel count per id 0..max (``bincount``), or None when the ids are too sparse for a
-    table (then the callers sort with ``np.unique``)."""
+def id_counts(labels: np.ndarray) -> np.ndarray | None:
+    """Pixel count per id 0..max (``np.bincount`` of the label image), or None when the
+    ids are too sparse for a table (then callers sort with ``np.unique``)."""
     top = int(labels.max(initial=0))
     if top > max(4 * labels.size, 1 << 16):
         return None
@@ -98,7 +98,7 @@ def sequential_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ids : ndarray of int64, shape (n,)
         The original ids, ascending.
     """
-    counts = _id_counts(labels)
+    counts = id_counts(labels)
     if counts is not None:
         # a lookup table over the id range: linear time instead of np.unique's sort
         top = counts.size - 1
@@ -115,7 +115,7 @@ def sequential_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def present_ids(labels: np.ndarray) -> np.ndarray:
     """Ids (> 0) present in a label image, ascending, int64 (``np.unique`` without the sort)."""
-    counts = _id_counts(labels)
+    counts = id_counts(labels)
     if counts is not None:
         return (np.flatnonzero(counts[1:]) + 1).astype(np.int64)
     return np.unique(labels[labels != 0]).astype(np.int64)
@@ -124,7 +124,7 @@ def present_ids(labels: np.ndarray) -> np.ndarray:
 def label_areas(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """Pixel count of each given id (0 for an absent one), int64."""
     ids = np.asarray(ids, dtype=np.int64)
-    counts = _id_counts(labels)
+    counts = id_counts(labels)
     if counts is not None:
         top = counts.size - 1
         inside = (ids >= 0) & (ids <= top)

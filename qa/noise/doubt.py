@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from skimage.measure import regionprops
 
-from qa.noise.compare import label_areas, present_ids, sequential_labels
+from qa.noise.compare import id_counts, label_areas, present_ids, sequential_labels
 from qa.noise.features import Background, edge_strength
 from qa.noise.reference import Reference
 from qa.noise.scores import SURE_SHARE
@@ -118,19 +118,14 @@ def not_cell_likeness(
     return {int(c): float(v) for c, v in zip(ids, likeness, strict=True)}
 
 
-def _as_index(labels: np.ndarray) -> np.ndarray:
-    """Labels in a dtype ``np.bincount`` takes (uint64 ids are cast)."""
-    return labels if np.can_cast(labels.dtype, np.intp) else labels.astype(np.intp)
-
-
 def member_stats(
     mask: np.ndarray, ref: Reference, ids: np.ndarray, masks: list[np.ndarray], *,
-    areas: list[np.ndarray] | None = None,
+    areas: list[np.ndarray | None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each reference cell as the other annotators drew it (before fusion).
 
-    ``areas``, when given, holds per mask the pixel count of every id 0..max
-    (``np.bincount`` of the mask), to save counting again.
+    ``areas``, when given, holds per mask :func:`qa.noise.compare.id_counts` (the pixel
+    count of every id 0..max, or None for sparse ids), to save counting again.
 
     Returns
     -------
@@ -146,10 +141,14 @@ def member_stats(
     cover = np.zeros(ids.size)
     size = np.full(ids.size, np.inf)
     for j in np.flatnonzero(rows.any(axis=0)):
-        table = np.bincount(_as_index(masks[j]).ravel()) if areas is None else areas[j]
-        drawn_areas = table[1:][table[1:] > 0]
         have = rows[:, j] != 0
-        area = table[rows[have, j]]
+        table = id_counts(masks[j]) if areas is None else areas[j]
+        if table is None:  # ids too sparse for a table
+            drawn_areas = label_areas(masks[j], present_ids(masks[j]))
+            area = label_areas(masks[j], rows[have, j])
+        else:
+            drawn_areas = table[1:][table[1:] > 0]
+            area = table[rows[have, j]]
         under = label_areas(masks[j][drawn], rows[have, j]).astype(float)
         median = float(np.median(drawn_areas)) if drawn_areas.size else 0.0
         cover[have] = np.maximum(cover[have], under / np.maximum(area, 1))
@@ -160,7 +159,7 @@ def member_stats(
 def missed_doubt(
     mask: np.ndarray, ref: Reference, missed: list[int], masks: list[np.ndarray], *,
     image: np.ndarray | None, foreground: np.ndarray, background: Background | None,
-    areas: list[np.ndarray] | None = None,
+    areas: list[np.ndarray | None] | None = None,
 ) -> dict[int, float]:
     """How doubtful it is that each reference cell is a whole cell ``mask`` left out, 0..1.
 
@@ -208,7 +207,7 @@ def missed_doubt(
 
 def held_parts(
     cell: np.ndarray, ref: Reference, parts: list[int], masks: list[np.ndarray],
-    box: tuple[slice, slice], *, areas: list[np.ndarray] | None = None,
+    box: tuple[slice, slice], *, areas: list[np.ndarray | None] | None = None,
 ) -> list[int]:
     """The reference cells of which some member, as its annotator drew it, lies more than
     half inside ``cell`` (a boolean mask of the cell suspected of a merge).
@@ -216,15 +215,15 @@ def held_parts(
     The fused reference cells are cut where clusters overlap; a neighbour that another
     annotator merged with this cell can leave a fused piece inside it, while the member
     itself lies mostly outside. Only ``box`` (the cell's bounding box, padded) is read,
-    and the members' areas when ``areas`` (per mask, the pixel count of every id 0..max,
-    ``np.bincount`` of the mask) is given.
+    and the members' areas when ``areas`` (per mask :func:`qa.noise.compare.id_counts`)
+    is given.
     """
     rows = ref.members[np.searchsorted(ref.ids, np.asarray(parts, dtype=np.int64))]
     held = []
     for r, row in zip(parts, rows, strict=True):
         for j in np.flatnonzero(row):
             inside = int(np.count_nonzero((masks[j][box] == row[j]) & cell[box]))
-            if areas is None:
+            if areas is None or areas[j] is None:
                 area = int(label_areas(masks[j], np.asarray([row[j]]))[0])
             else:
                 area = int(areas[j][row[j]]) if row[j] < areas[j].size else 0

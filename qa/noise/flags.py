@@ -9,9 +9,8 @@ from enum import StrEnum
 import numpy as np
 from scipy import ndimage as ndi
 
-from qa.noise.compare import compare_labels, sequential_labels
+from qa.noise.compare import compare_labels, id_counts, sequential_labels
 from qa.noise.doubt import (
-    _as_index,
     disputed_share,
     held_parts,
     missed_doubt,
@@ -242,7 +241,7 @@ def flag_instances(
         foreground |= m != 0
     background = None if image is None else background_of(image, foreground)
     # pixel count of every id of every mask, counted once for all annotators' doubts
-    areas = [np.bincount(_as_index(m).ravel()) for m in masks]
+    areas = [id_counts(m) for m in masks]
     flags: list[InstanceFlag] = []
     for i in range(k):
         if consensus is None:
@@ -269,7 +268,7 @@ def flag_instances(
 def _disagreement_flags(
     i: int, masks: list[np.ndarray], ref: Reference, *, iou_threshold: float,
     image: np.ndarray | None, foreground: np.ndarray, background: Background | None,
-    areas: list[np.ndarray],
+    areas: list[np.ndarray | None],
 ) -> list[InstanceFlag]:
     mask = masks[i]
     cmp = compare_labels(ref.labels, mask, iou_threshold=iou_threshold)

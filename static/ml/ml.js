@@ -125,12 +125,36 @@ async function loadRuns() {
   return runs.some((r) => r.status === "queued" || r.status === "running");
 }
 
+function metricsText(metrics) {
+  const flat = [];
+  const walk = (prefix, v) => {
+    if (v && typeof v === "object" && !Array.isArray(v)) for (const [k, x] of Object.entries(v)) walk(prefix ? `${prefix}.${k}` : k, x);
+    else if (typeof v === "number") flat.push(`${prefix} ${Number.isInteger(v) ? v : v.toFixed(3)}`);
+  };
+  walk("", metrics || {});
+  return flat.slice(0, 6).join(", ") || "—";
+}
+
+async function loadModels() {
+  if (!cfg.urls.models) return;
+  const models = list(await api.json(cfg.urls.models));
+  const body = $("models").tBodies[0];
+  body.replaceChildren();
+  for (const m of models) {
+    body.append(el("tr", { dataset: { model: String(m.id) } },
+      el("td", {}, el("strong", { text: `${m.name} v${m.version}` }), el("span", { class: "muted", text: ` #${m.id}` })),
+      el("td", { text: m.backbone }), el("td", { text: `#${m.snapshot}` }), el("td", { text: metricsText(m.metrics) }),
+      el("td", { class: "muted", text: (m.weights_sha256 || "").slice(0, 12) }), el("td", { text: new Date(m.created_at).toLocaleString() })));
+  }
+  if (!models.length) body.append(el("tr", {}, el("td", { colspan: "6", text: "No model yet: a succeeded run registers one." })));
+}
+
 let runTimer = null;
 function pollRuns() {
   if (runTimer) return;
   runTimer = setInterval(async () => {
     const busy = await loadRuns().catch(() => true);
-    if (!busy) { clearInterval(runTimer); runTimer = null; }
+    if (!busy) { clearInterval(runTimer); runTimer = null; loadModels().catch(fail); }
   }, 1500);
 }
 
@@ -159,8 +183,7 @@ function wireForms() {
       });
       selectedRun = run.id;
       say(`Training run ${run.id} started.`);
-      await loadRuns();
-      pollRuns();
+      if (await loadRuns()) pollRuns(); else await loadModels();
     } catch (err) { fail(err); }
   });
   if (!cfg.urls.runs) $("run-form").replaceChildren(el("p", { class: "muted", text: "Training is not installed on this server." }));
@@ -170,6 +193,7 @@ async function start() {
   wireForms();
   await loadSnapshots();
   if (await loadRuns()) pollRuns();
+  await loadModels();
   $("ml").dataset.state = "ready";
 }
 

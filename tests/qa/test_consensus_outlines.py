@@ -180,3 +180,22 @@ def test_fuse_boundary_bias_validation(value, message):
     masks = [_disks(RADII)] * 3
     with pytest.raises(ValueError, match=message):
         fuse(masks, boundary_bias=value)
+
+
+def test_level_rules_on_relative_biases():
+    from qa.consensus.reliability import anchor_biases
+
+    shared = np.array([True, True, True])
+    # a smear 3.9 px off the median: no say in the level, no outline vote
+    bias, trust, level = anchor_biases(np.array([2.9, -1.0, -1.9]), shared)
+    np.testing.assert_allclose(bias, [2.5, 0.45, -0.45])  # 2.5 = largest correction
+    np.testing.assert_array_equal(trust, [0.0, 1.0, 1.0])
+    assert level == pytest.approx(1.45)
+    # gold: the trusted known annotators set the level (median of relative - gold)
+    bias, _, _ = anchor_biases(np.array([2.9, -1.0, -1.9]), shared,
+                               gold=np.array([np.nan, 0.5, -0.3]))
+    np.testing.assert_allclose(bias, [2.5, 0.55, -0.35])
+    # two annotators far apart: nobody can be told off, the mean stays the level
+    bias, trust, _ = anchor_biases(np.array([4.0, -4.0]), np.array([True, True]))
+    np.testing.assert_allclose(bias, [2.5, -2.5])
+    np.testing.assert_array_equal(trust, [1.0, 1.0])

@@ -17,7 +17,7 @@ TINY_OPTIONS = {"nbase": [8, 16, 32], "min_train_masks": 1, "diam_mean": 12.0}
 
 
 @pytest.fixture
-def tworld(db, media_root):
+def tworld(db, media_root, eager_tasks):
     with override_settings(TRAINING_DEVICE="cpu"):
         world = build_world(10, slug="train")
         world.snapshot = make_snapshot(world, name="nuclei")

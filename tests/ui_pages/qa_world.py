@@ -66,12 +66,12 @@ def make_qa_world(*, n_images: int = 3, size: int = 96, seed: int = 3, slug: str
                        metadata=ImageMetadata(plate="P1", batch="b1", modality="fluorescence"))
     assignments_generate(actor=manager, project=project)
     images = list(Image.objects.filter(project=project).order_by("id"))
-    for image, sim in zip(images, sims, strict=True):
+    for index, (image, sim) in enumerate(zip(images, sims, strict=True)):
         pending = Assignment.objects.filter(image=image, status=AssignmentStatus.PENDING).select_related(
             "annotator", "image__project")
         for assignment in pending:
             name = assignment.annotator.username
-            labels = simulate_annotation(sim, PROFILES[name], seed=seed * 100 + image.pk * 10 + len(name)).labels
+            labels = simulate_annotation(sim, PROFILES[name], seed=seed * 100 + index * 10 + len(name)).labels
             annotation_submit_labels(actor=assignment.annotator, assignment=assignment, labels=labels,
                                      idempotency_key=f"w-{image.pk}-{name}", time_spent_s=40.0 + 10 * len(name))
     return QaWorld(project=project, lead=lead, manager=manager, ml=ml, annotators=annotators, images=images)

@@ -38,5 +38,7 @@ def test_ml_engineer_snapshots_exports_and_trains(live_server, page, seen, scree
         assert run.status == "succeeded" and run.epochs_done == 2 and len(run.train_loss) == 2
         assert "2/2" in page.inner_text(f"#runs tr[data-run='{run.pk}']")
         page.wait_for_selector("#loss-chart .uplot")
+        page.wait_for_selector(f"#models tr[data-model='{run.model_version_id}']")
+        assert "nuclei-cp v1" in page.inner_text("#models")
         page.screenshot(path=str(screenshot_dir / "ml_page.png"), full_page=True)
         assert seen.dialogs == [] and seen.csp == [] and seen.errors == []

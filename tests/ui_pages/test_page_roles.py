@@ -32,6 +32,7 @@ def _get(username, url):
 def test_qa_dashboard_is_for_qa_leads_and_managers(project, user, code):
     assert _get(user, "/qa/roles/").status_code == code
     assert _get(user, "/qa/roles/pair/?a=x&b=y").status_code == code
+    assert _get(user, "/qa/roles/policies/").status_code == code
 
 
 @pytest.mark.parametrize(("user", "code"), [("lead", 404), ("ml", 403), ("ann", 403), ("stranger", 404)])

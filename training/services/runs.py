@@ -196,9 +196,11 @@ def run_execute(*, run_id: int) -> str:
         status = TrainingRun.objects.filter(pk=run_id).values_list("status", flat=True).first()
         return f"skipped ({status or 'missing'})"
     work = local_workdir(f"cellcurate-run-{run_id}-")
-    # SQLite's in-memory test database is per connection: no second thread there.
+    # The thread has its own connection: it cannot see rows of an enclosing, uncommitted
+    # transaction (eager tasks in tests), nor SQLite's per-connection in-memory database.
     beater = None
-    if not (connection.vendor == "sqlite" and connection.is_in_memory_db()):
+    if not connection.in_atomic_block and not (connection.vendor == "sqlite"
+                                               and connection.is_in_memory_db()):
         beater = _Heartbeat(run_id, token, settings.TRAINING_HEARTBEAT_S)
         beater.start()
     try:
