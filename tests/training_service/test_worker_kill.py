@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from django.db import transaction
 
 from tests.conftest import REPO_ROOT, _database_url_for, broker_configured
 from tests.datasets.conftest import build_world
@@ -74,11 +75,10 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.kill()
 
 
-def _queued_run(world, capture) -> TrainingRun:
-    with capture(execute=False):
-        return run_create(actor=world.users["ml_engineer"], project=world.project,
-                          spec=RunSpec(name="nuclei-cp", snapshot_id=world.snapshot.pk,
-                                       hyperparameters=dict(HYPER), options=dict(TINY_OPTIONS)))
+def _queued_run(world, enqueue: bool = False, **hyper) -> TrainingRun:
+    return run_create(actor=world.users["ml_engineer"], project=world.project, enqueue=enqueue,
+                      spec=RunSpec(name="nuclei-cp", snapshot_id=world.snapshot.pk,
+                                   hyperparameters={**HYPER, **hyper}, options=dict(TINY_OPTIONS)))
 
 
 def _world():
@@ -110,7 +110,7 @@ def test_killed_training_worker_resumes_from_its_checkpoint(media_root, settings
         assert run.attempts == 1
         return
 
-    run = _queued_run(world, django_capture_on_commit_callbacks)
+    run = _queued_run(world)
     first, log1 = _start_worker(media_root, "train-a")
     try:
         training_run_task.apply_async((run.pk,), queue=QUEUE)
@@ -146,12 +146,14 @@ def test_cancel_stops_a_run_on_a_real_worker(media_root, settings, django_captur
     settings.TRAINING_DEVICE = "cpu"
     world = _world()
     if not broker_configured():
-        # Embedded: a queued run is cancelled at once, and its (eager) task does nothing.
-        run = _queued_run(world, django_capture_on_commit_callbacks)
-        run_cancel(actor=world.users["manager"], run=run)
-        assert training_run_task.apply(args=(run.pk,)).get() == "skipped (cancelled)"
+        # Embedded: cancelled before its transaction commits, the (eager) task does nothing.
+        with transaction.atomic():
+            run = _queued_run(world, enqueue=True)
+            run_cancel(actor=world.users["manager"], run=run)
+        run.refresh_from_db()
+        assert run.status == RunStatus.CANCELLED and run.attempts == 0 and run.model_version is None
         return
-    run = _queued_run(world, django_capture_on_commit_callbacks)
+    run = _queued_run(world, epochs=60)  # long enough to be cancelled half-way
     worker, log = _start_worker(media_root, "train-c")
     try:
         training_run_task.apply_async((run.pk,), queue=QUEUE)
@@ -162,4 +164,4 @@ def test_cancel_stops_a_run_on_a_real_worker(media_root, settings, django_captur
         _stop(worker)
     run.refresh_from_db()
     assert run.status == RunStatus.CANCELLED and run.cancel_requested
-    assert run.epochs_done < HYPER["epochs"] and run.model_version is None
+    assert run.epochs_done < 60 and run.model_version is None

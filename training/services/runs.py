@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from annotation.access import check_project_role
@@ -68,11 +68,12 @@ def _dispatch(run_id: int) -> None:
 
 
 @transaction.atomic
-def run_create(*, actor, project: Project, spec: RunSpec) -> TrainingRun:
+def run_create(*, actor, project: Project, spec: RunSpec, enqueue: bool = True) -> TrainingRun:
     """Validate and queue a training run (ML engineers and managers).
 
     Preconditions: the snapshot and base model belong to the project; the train split has
-    at least one item; the hyper-parameters build a valid config.
+    at least one item; the hyper-parameters build a valid config. ``enqueue=False`` leaves
+    sending the task to the caller (a test that routes it to a queue of its own).
     """
     check_project_role(user=actor, project=project, roles=WRITE_ROLES)
     snapshot = DatasetSnapshot.objects.filter(project=project, pk=spec.snapshot_id).first()
@@ -108,7 +109,8 @@ def run_create(*, actor, project: Project, spec: RunSpec) -> TrainingRun:
         options=bb.options_dict(options), train_split=spec.train_split, val_split=spec.val_split,
         test_split=spec.test_split, epochs_total=config.epochs, created_by=actor,
     )
-    transaction.on_commit(lambda: _dispatch(run.pk))
+    if enqueue:
+        transaction.on_commit(lambda: _dispatch(run.pk))
     return run
 
 
@@ -305,7 +307,6 @@ def _num(value) -> float | None:
 
 def runs_reap() -> dict:
     """Requeue runs whose worker stopped beating (or fail them after too many attempts)."""
-    close_old_connections()
     requeued, failed = [], []
     stale = TrainingRun.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=_stale_before())
     for run_id in stale.values_list("pk", flat=True):
