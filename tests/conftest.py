@@ -139,3 +139,14 @@ def eager_tasks():
     app.conf.task_always_eager = True
     yield
     app.conf.task_always_eager = previous
+
+
+@pytest.fixture(autouse=True)
+def _tasks_in_process_unless_worker_test(request):
+    """Every test but the real-worker ones (marked ``worker``) runs its tasks in-process,
+    also when a broker is configured (CI's second run): those tests check what a task does
+    (a QA run after the k-th submission, an export, a re-check) and read its rows at once.
+    Whether tasks reach real workers is what the ``worker`` tests check."""
+    if request.node.get_closest_marker("worker") is None:
+        request.getfixturevalue("eager_tasks")
+    yield

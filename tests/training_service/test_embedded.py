@@ -21,6 +21,15 @@ from training.models import TrainingRun
 API = "/api/v1/projects/train/"
 
 
+def _drop_connections(app) -> None:
+    """Forget the app's cached broker connections and producers, so the next send opens
+    one to the broker now configured (earlier tests in the session may have opened one)."""
+    if app._pool is not None:
+        app._pool.force_close_all()
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
 def test_embedded_worker_settings_use_the_filesystem_transport(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("CELERY_BROKER_URL", "DATABASE_URL")}
     env.update(CELLCURATE_EMBEDDED_WORKER="1", CELLCURATE_DATA_DIR=str(tmp_path),
@@ -44,7 +53,7 @@ def test_starting_a_run_in_embedded_mode_returns_at_once(tworld, api_client, tmp
     saved = {k: app.conf[k] for k in ("broker_url", "broker_transport_options", "task_always_eager")}
     app.conf.update(broker_url="filesystem://", task_always_eager=False,
                     broker_transport_options={"data_folder_in": str(folder), "data_folder_out": str(folder)})
-    app._pool = None
+    _drop_connections(app)
     api_client.force_authenticate(tworld.users["ml_engineer"])
     body = run_body(snapshot=tworld.snapshot.pk, hyperparameters={**run_body()["hyperparameters"], "epochs": 50})
     try:
@@ -57,7 +66,7 @@ def test_starting_a_run_in_embedded_mode_returns_at_once(tworld, api_client, tmp
                 elapsed.append(time.perf_counter() - start)
     finally:
         app.conf.update(saved)
-        app._pool = None
+        _drop_connections(app)
     assert response.status_code == 202, response.json()
     # 50 epochs take minutes; the request only validates, writes a row and a message.
     assert elapsed[1] < 1.0, f"the requests took {elapsed} s"

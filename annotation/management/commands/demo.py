@@ -249,10 +249,12 @@ class Command(BaseCommand):
             + curl("demo-manager", f"-F file=@a.tif -F file=@b.png {api}/images/")
             + "; then generate their assignments: "
             + curl("demo-manager", f"-X POST {api}/assignments/generate/"),
-            "demo-qa": "read the newest mask of every task: "
+            "demo-qa": f"log in and open {BASE_URL}/qa/demo-qa/ (agreement, review queue, "
+            "review page); or read the newest mask of every task: "
             + curl("demo-qa", f'"{api}/annotations/?latest=true"')
             + " (add &annotator=demo-annotator2 for one annotator)",
-            "demo-ml": "export the masks for training: python manage.py export_annotations "
+            "demo-ml": f"log in and open {BASE_URL}/ml/demo-qa/ (snapshot, export, training run); "
+            "or export the masks: python manage.py export_annotations "
             f"--project {project.slug} --out export/ --format cellpose",
             "demo-annotator1": f"log in and open {BASE_URL}/annotate/{project.slug}/ to label "
             "the next image",
