@@ -50,6 +50,11 @@ def _start_worker(media_root: Path, name: str) -> tuple[subprocess.Popen, Path]:
     return proc, log
 
 
+def _forget_routes(app) -> None:
+    app.amqp.flush_routes()
+    app.amqp.__dict__.pop("router", None)
+
+
 def _wait(predicate, timeout: float, what: str, log: Path | None = None, step: float = 0.02):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -80,6 +85,7 @@ def test_killed_export_worker_is_retried_and_the_export_is_complete_and_unique(m
     snap = make_snapshot(world)
     routes = app.conf.task_routes
     app.conf.task_routes = {"datasets.*": {"queue": QUEUE}}
+    _forget_routes(app)  # the router is built once; earlier tests may have built it
     first, log1 = _start_worker(media_root, "doomed")
     second = None
     try:
@@ -116,6 +122,7 @@ def test_killed_export_worker_is_retried_and_the_export_is_complete_and_unique(m
         assert len(items) == snap.n_items
     finally:
         app.conf.task_routes = routes
+        _forget_routes(app)
         for proc in (first, second):
             if proc is not None and proc.poll() is None:
                 proc.terminate()
