@@ -317,11 +317,13 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 if CELLCURATE_EMBEDDED_WORKER:
     _queue_dir = DATA_DIR / "queue"
-    for _sub in ("messages", "processed"):
+    for _sub in ("messages", "processed", "control"):
         (_queue_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue_dir / "messages"), "data_folder_out": str(_queue_dir / "messages"),
         "processed_folder": str(_queue_dir / "processed"), "store_processed": False,
+        # kombu's default is "control" in the working directory: keep it under the data folder.
+        "control_folder": str(_queue_dir / "control"),
     }
     CELERY_RESULT_BACKEND = None
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 30 * 60)

@@ -25,8 +25,11 @@ API = "/api/v1/projects/train/"
 def _drop_connections(app) -> None:
     """Forget the app's cached broker connections and producers, so the next send opens
     one to the broker now configured (earlier tests in the session may have opened one)."""
-    if app._pool is not None:
-        app._pool.force_close_all()
+    from kombu import pools
+
+    # kombu keeps one pool per connection in process-wide groups: closing a pool without
+    # clearing its group would hand the closed pool to the next sender of the same URL.
+    pools.reset()
     app._pool = None
     app.amqp._producer_pool = None
 
@@ -58,7 +61,8 @@ def test_starting_a_run_in_embedded_mode_returns_at_once(tworld, api_client, tmp
     folder.mkdir()
     saved = {k: app.conf[k] for k in ("broker_url", "broker_transport_options", "task_always_eager")}
     app.conf.update(broker_url="filesystem://", task_always_eager=False,
-                    broker_transport_options={"data_folder_in": str(folder), "data_folder_out": str(folder)})
+                    broker_transport_options={"data_folder_in": str(folder), "data_folder_out": str(folder),
+                                              "control_folder": str(tmp_path / "control")})
     _drop_connections(app)
     api_client.force_authenticate(tworld.users["ml_engineer"])
     body = run_body(snapshot=tworld.snapshot.pk, hyperparameters={**run_body()["hyperparameters"], "epochs": 50})
