@@ -275,9 +275,12 @@ def _check_tiff_data(series, end: int, max_pixels: int) -> None:
     for page in series.pages:
         if page is None:
             continue
-        if page.is_tiled and page.tilewidth * page.tilelength * max(page.tiledepth, 1) > max_pixels:
+        # OME-TIFF and other multi-page files give TiffFrames after the first page: their
+        # layout (tiles included) is their key frame's.
+        key = getattr(page, "keyframe", None) or page
+        if key.is_tiled and key.tilewidth * key.tilelength * max(key.tiledepth, 1) > max_pixels:
             raise ImageFileError(
-                f"The TIFF's tiles are {page.tilewidth} x {page.tilelength} pixels, "
+                f"The TIFF's tiles are {key.tilewidth} x {key.tilelength} pixels, "
                 f"over the limit of {max_pixels:,}."
             )
         offsets = getattr(page, "dataoffsets", ())

@@ -13,6 +13,8 @@ from django.db import IntegrityError, transaction
 from annotation.access import check_project_role
 from annotation.enums import Role
 from annotation.imagefiles import ImageFileError, read_image
+from annotation.masks import MaskFormatError
+from annotation.masks.ometiff import tiff_facts
 from annotation.models import Image, Project
 from annotation.services.storage import StagedFiles, staged_files
 from config.errors import InvalidInput
@@ -106,7 +108,8 @@ def _store_one(
                 channels=info.channels, pages=info.pages, dtype=info.dtype,
                 plate=metadata.plate, well=metadata.well, site=metadata.site,
                 batch=metadata.batch, modality=metadata.modality, stain=metadata.stain,
-                metadata=dict(metadata.extra), is_gold=metadata.is_gold, uploaded_by=actor,
+                metadata=_with_recorded_pixel_size(dict(metadata.extra), data, info.format),
+                is_gold=metadata.is_gold, uploaded_by=actor,
             )
     except IntegrityError:
         # A concurrent upload of the same bytes won the unique (project, sha256) race.
@@ -115,6 +118,20 @@ def _store_one(
             image=Image.objects.get(project=project, sha256=sha256), created=False, name=name
         )
     return UploadedImage(image=image, created=True, name=name)
+
+
+def _with_recorded_pixel_size(extra: dict, data: bytes, fmt: str) -> dict:
+    """Keep the pixel size an OME-TIFF or calibrated TIFF records (µm), unless the uploader
+    gave one: µm² area rules and exports need it, and re-typing it is error-prone."""
+    if fmt != "tiff" or "pixel_size_um" in extra:
+        return extra
+    try:
+        recorded = tiff_facts(data).pixel_size
+    except MaskFormatError:  # headers already passed read_image; odd metadata is not fatal
+        return extra
+    if recorded is not None:
+        extra["pixel_size_um"] = recorded.as_dict()
+    return extra
 
 
 def image_upload(

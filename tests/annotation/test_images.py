@@ -139,3 +139,44 @@ def test_upload_many_over_the_api_with_metadata(world, api_client, media_root):
     assert rows[0]["image"]["metadata"] == {"exposure_ms": 20}
     file = api_client.get(url("world", "images", rows[0]["image"]["id"], "file"))
     assert b"".join(file.streaming_content) == png_bytes(synthetic_image(83))
+
+
+def _ome_tiff(array: np.ndarray, **kwargs) -> bytes:
+    import io
+
+    import tifffile
+
+    out = io.BytesIO()
+    tifffile.imwrite(out, array, ome=True, **kwargs)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("tile", [None, (32, 32)])
+def test_multichannel_ome_tiff_is_accepted_with_its_pixel_size(world, media_root, tile):
+    # Each channel after the first is a TiffFrame in tifffile; the header checks must read
+    # the key frame's layout (they once crashed on it and refused every such file).
+    pixels = np.arange(3 * 64 * 64, dtype=np.uint16).reshape(3, 64, 64)
+    data = _ome_tiff(pixels, tile=tile, metadata={
+        "axes": "CYX", "PhysicalSizeX": 0.65, "PhysicalSizeY": 0.5, "PhysicalSizeXUnit": "µm",
+        "PhysicalSizeYUnit": "µm"})
+    image = image_upload(actor=world.users["manager"], project=world.project,
+                         upload=ContentFile(data, name="stack.ome.tif")).image
+    assert (image.format, image.width, image.height, image.channels, image.dtype) == (
+        "tiff", 64, 64, 3, "uint16")
+    assert image.metadata["pixel_size_um"] == {"y": 0.5, "x": 0.65, "unit": "µm"}
+
+
+def test_pixel_size_given_by_the_uploader_wins_over_the_recorded_one(world, media_root):
+    data = _ome_tiff(np.zeros((2, 32, 32), np.uint16),
+                     metadata={"axes": "CYX", "PhysicalSizeX": 0.65, "PhysicalSizeY": 0.65})
+    image = image_upload(actor=world.users["manager"], project=world.project,
+                         upload=ContentFile(data, name="s.ome.tif"),
+                         metadata=ImageMetadata(extra={"pixel_size_um": 0.3})).image
+    assert image.metadata == {"pixel_size_um": 0.3}
+
+
+def test_uncalibrated_tiff_records_no_pixel_size(world, media_root):
+    data = tiff_bytes(np.zeros((20, 30), np.uint16))
+    image = image_upload(actor=world.users["manager"], project=world.project,
+                         upload=ContentFile(data, name="plain.tif")).image
+    assert "pixel_size_um" not in image.metadata
