@@ -193,6 +193,11 @@ class Annotation(models.Model):
     # Warning-severity guideline rule violations found on submit, as
     # guidelines.rules.Violation.as_dict() records (blocking ones refuse the submission).
     rule_warnings = models.JSONField(default=list, blank=True)
+    # The registered model whose prediction this mask started from (``source`` is then
+    # ``model_assisted``): submitted from a pre-annotated draft, or revising such a mask.
+    model_version = models.ForeignKey(
+        "training.ModelVersion", null=True, blank=True, on_delete=models.RESTRICT, related_name="+"
+    )
 
     class Meta:
         ordering = ["assignment_id", "revision"]
@@ -275,6 +280,12 @@ class AnnotationDraft(models.Model):
     # Editor state worth restoring with the pixels: instance classes, time spent, next id.
     state = models.JSONField(default=dict, blank=True)
     saves = models.PositiveIntegerField(default=0)
+    # Written by pre-annotation from a model's prediction (``saves`` stays 0 until the
+    # annotator saves over it); the mark stays through the annotator's edits.
+    model_assisted = models.BooleanField(default=False)
+    model_version = models.ForeignKey(
+        "training.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     saved_at = models.DateTimeField(auto_now=True)
 

@@ -142,12 +142,26 @@ def annotate_acknowledge(request, slug, version):
     return redirect(target)
 
 
-def _assist_available(project_slug: str, image_id: int) -> bool:
+def _assist_url(project_slug: str, image_id: int) -> str | None:
+    """The image's assist endpoint, or None where the training app is not installed."""
     try:
-        reverse("training:image-assist", kwargs={"slug": project_slug, "pk": image_id})
+        return reverse("training:image-assist", kwargs={"slug": project_slug, "pk": image_id})
     except NoReverseMatch:
-        return False
-    return True
+        return None
+
+
+def _draft_config(draft, *, base_revision: int) -> dict | None:
+    """The draft as the workspace needs it; a model's pre-annotation says which model made it."""
+    if draft is None:
+        return None
+    # getattr: pre-annotation fields arrive with the training app's predictions.
+    model = getattr(draft, "model_version", None)
+    return {
+        "baseRevision": draft.base_revision, "savedAt": draft.saved_at.isoformat(),
+        "state": draft.state, "current": draft.base_revision == base_revision,
+        "modelAssisted": bool(getattr(draft, "model_assisted", False)),
+        "model": f"{model.name} v{model.version}" if model is not None else None,
+    }
 
 
 @login_required
@@ -183,19 +197,16 @@ def annotate_task(request, slug, pk):
                   "stain": image.stain, "modality": image.modality},
         "latest": {"id": latest.pk, "revision": latest.revision,
                    "instanceClasses": latest.instance_classes} if latest else None,
-        "draft": {"baseRevision": draft.base_revision, "savedAt": draft.saved_at.isoformat(),
-                  "state": draft.state, "current": draft.base_revision == base_revision}
-        if draft else None,
+        "draft": _draft_config(draft, base_revision=base_revision),
         "guideline": {"version": guideline.version, "title": guideline.title,
                       "rules": guideline.rules} if guideline else None,
-        "assist": {"available": _assist_available(project.slug, image.pk),
-                   "note": ASSIST_UNAVAILABLE},
+        "assist": {"url": _assist_url(project.slug, image.pk), "note": ASSIST_UNAVAILABLE},
         "urls": {
             "pixels": api("image-pixels", pk=image.pk),
             "draft": api("assignment-draft", pk=assignment.pk),
             "draftLabels": api("assignment-draft-labels", pk=assignment.pk),
             "annotations": api("annotation-list"),
-            "latestLabels": api("annotation-labels", pk=latest.pk) if latest else None,
+            "latestLabels": api("annotation-labels", pk=latest.pk) + "?encoding=png" if latest else None,
             "skip": reverse("annotate-skip", kwargs={"slug": slug, "pk": assignment.pk}),
             "queue": reverse("annotate-queue", kwargs={"slug": slug}),
         },

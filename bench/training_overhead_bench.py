@@ -33,6 +33,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=12)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads (0: torch's default); 1 resists a shared CPU's oversubscription")
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.pop("DATABASE_URL", None)
@@ -43,6 +45,10 @@ def main() -> None:
     from django.db import connection
     from django.test.utils import override_settings, setup_test_environment
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     setup_test_environment()
     connection.creation.create_test_db(verbosity=0)
     media = tempfile.mkdtemp(prefix="cellcurate-bench-media-")
@@ -65,7 +71,9 @@ def run(args) -> None:
              "save_every": 5, "warmup_epochs": 0, "images_per_epoch": 16}
     options = {"nbase": [8, 16, 32], "min_train_masks": 1, "diam_mean": 12.0}
     train = split_load(snapshot=snapshot, split="train")
-    print(f"snapshot: {len(train)} train images of {train.images[0].shape}, {args.epochs} epochs, "
+    import torch
+
+    print(f"torch threads {torch.get_num_threads()}; snapshot: {len(train)} train images of {train.images[0].shape}, {args.epochs} epochs, "
           f"{hyper['images_per_epoch']} images/epoch, checkpoint every {hyper['save_every']}")
     service, backbone = [], []
     for i in range(args.repeats):

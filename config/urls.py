@@ -14,6 +14,7 @@ urlpatterns = [
     path("qa/", include("qa.page_urls")),
     path("ml/", include("datasets.page_urls")),
     path("manage/", include("qa.manage_urls")),
+    path("guidelines/", include("guidelines.page_urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script as a file: no inline script (CSP).

@@ -18,7 +18,9 @@ from datasets.enums import ExportStatus
 from datasets.formats.datasheet import datasheet_build
 from datasets.formats.zipstream import ZipEntry
 from datasets.models import DatasetExport, DatasetSnapshot, SnapshotItem
-from datasets.services.snapshots import READ_ROLES, snapshot_header
+from datasets.services.snapshots import READ_ROLES, SnapshotSpec, snapshot_header
+from datasets.services.snapshots import _check_spec as check_snapshot_spec
+from datasets.services.snapshots import snapshot_rows as snapshot_plan
 from datasets.storage import export_storage
 
 _CHUNK = 1 << 20
@@ -86,6 +88,26 @@ def snapshot_diff(*, user, project: Project, a_id: int, b_id: int) -> dict:
     if a.split_options != b.split_options:
         out["split_options_changed"] = {"a": a.split_options, "b": b.split_options}
     return out
+
+
+def snapshot_preview(*, user, project: Project, spec: SnapshotSpec) -> dict:
+    """What ``snapshot_create`` would freeze for ``spec``, storing nothing.
+
+    The same selection, split and leak check as the service, for the counts a page shows
+    before creating: images and cells in all and per split, groups, leaks, warnings.
+    """
+    check_project_role(user=user, project=project, roles=READ_ROLES)
+    check_snapshot_spec(spec, project)
+    header, rows = snapshot_plan(project=project, spec=spec)
+    per_split = {split: {"images": 0, "cells": 0} for split in header["split_counts"]}
+    for row in rows:
+        entry = per_split.setdefault(row["split"], {"images": 0, "cells": 0})
+        entry["images"] += 1
+        entry["cells"] += row["mask"]["n_cells"]
+    return {"n_items": len(rows), "n_cells": sum(r["mask"]["n_cells"] for r in rows),
+            "splits": per_split, "n_groups": len({r["group"] for r in rows}),
+            "leak_check": header["leak_check"], "warnings": header["warnings"],
+            "selection": header["selection"], "split": header["split"]}
 
 
 def export_list(*, user, snapshot: DatasetSnapshot) -> QuerySet[DatasetExport]:

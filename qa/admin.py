@@ -10,6 +10,7 @@ from qa.models import (
     GatingPolicy,
     GoldTruth,
     ImageQaState,
+    QaModelReference,
     QaRun,
     Qualification,
     ReviewDecision,
@@ -42,6 +43,12 @@ class QaRunAdmin(ReadOnlyAdmin):
     list_display = ["id", "image", "status", "trigger", "n_cells", "mean_agreement", "n_flags", "created_at"]
     list_filter = ["status", "trigger"]
     raw_id_fields = ["image"]
+
+
+@admin.register(QaModelReference)
+class QaModelReferenceAdmin(ReadOnlyAdmin):
+    list_display = ["id", "qa_run", "model_version", "n_cells", "n_flags", "error", "created_at"]
+    raw_id_fields = ["qa_run"]
 
 
 @admin.register(GateDecision)

@@ -1,41 +1,56 @@
-"""The manager's page of a project (``/manage/<slug>/``): upload, assignments, members, QA settings, audit.
+"""The manager's page of a project (``/manage/<slug>/``): upload, assignments, members, settings, audit.
 
-Thin: selectors in, template out; uploads, assignment generation and settings changes go
-through the REST API from ``static/manage/manage.js`` (per-file progress needs XHR).
-Managers only (non-members 404, other roles 403).
+Thin: selectors in, template out; uploads, assignment generation, settings and membership
+changes go through the REST API from ``static/manage/manage.js`` (per-file progress needs
+XHR). The audit log is filtered server-side (``?kind=&user=&since=&until=``, dates as
+YYYY-MM-DD) with the API's own filter serializer. Managers only (non-members 404, other
+roles 403).
 """
 
 from __future__ import annotations
 
+from datetime import date
+
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404
 from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.urls import reverse
 
 from annotation import selectors as annotation_selectors
-from annotation.access import check_project_role
 from annotation.enums import Role
-from config.errors import NotFound, PermissionDenied
 from qa import selectors
+from qa.enums import AuditKind
+from qa.serializers import AuditFilter
 from qa.services import qa_settings_get
+from qa.views import page_project
+
+AUDIT_LIMIT = 200
+AUDIT_FILTERS = ("kind", "user", "since", "until")
 
 
-def _manager_project(request, slug):
-    try:
-        project = annotation_selectors.project_get(user=request.user, slug=slug)
-        check_project_role(user=request.user, project=project, roles=[Role.MANAGER])
-    except NotFound as exc:
-        raise Http404(exc.message) from exc
-    except PermissionDenied as exc:
-        raise DjangoPermissionDenied(exc.message) from exc
-    return project
+def _audit(request, project) -> tuple[list, dict, dict]:
+    """The filtered audit rows (latest first), the raw filter values and field errors."""
+    raw = {k: request.GET.get(k, "").strip() for k in AUDIT_FILTERS}
+    data = {k: v for k, v in raw.items() if v}
+    errors = {}
+    # A day picked in the form covers the whole day.
+    for name, time in (("since", "00:00:00"), ("until", "23:59:59.999999")):
+        if name in data:
+            try:
+                data[name] = f"{date.fromisoformat(data[name]).isoformat()}T{time}"
+            except ValueError:
+                errors[name] = f"{name} must be a day as YYYY-MM-DD, got {data[name]!r}"
+    form = AuditFilter(data={k: v for k, v in data.items() if k not in errors})
+    if not form.is_valid() or errors:
+        errors.update({k: " ".join(map(str, v)) for k, v in form.errors.items() if k not in errors})
+        return [], raw, errors
+    rows = selectors.audit_list(user=request.user, project=project, filters=form.validated_data)
+    return list(rows[:AUDIT_LIMIT]), raw, {}
 
 
 @login_required
 def manage_home(request, slug):
-    project = _manager_project(request, slug)
+    project = page_project(request, slug, [Role.MANAGER])
 
     def api(name: str) -> str:
         return reverse(name, kwargs={"slug": slug})
@@ -43,12 +58,16 @@ def manage_home(request, slug):
     config = {
         "project": {"slug": project.slug, "name": project.name},
         "urls": {"images": api("annotation:image-list"), "generate": api("annotation:assignment-generate"),
-                 "settings": api("qa:settings")},
+                 "settings": api("qa:settings"), "project": api("annotation:project-detail"),
+                 "members": api("annotation:member-list")},
         "csrfToken": get_token(request),
     }
+    audit, audit_filters, audit_errors = _audit(request, project)
+    members = list(annotation_selectors.membership_list(user=request.user, project=project))
     return render(request, "manage/home.html", {
-        "project": project, "config": config,
-        "members": annotation_selectors.membership_list(user=request.user, project=project),
+        "project": project, "config": config, "members": members, "roles": [r.value for r in Role],
         "settings": qa_settings_get(actor=request.user, project=project),
-        "audit": list(selectors.audit_list(user=request.user, project=project)[:50]),
-    })
+        "audit": audit, "audit_filters": audit_filters, "audit_errors": audit_errors,
+        "audit_kinds": [k.value for k in AuditKind], "audit_limit": AUDIT_LIMIT,
+        "usernames": sorted({m.user.username for m in members}),
+    }, status=400 if audit_errors else 200)

@@ -10,7 +10,15 @@ from rest_framework import serializers
 
 from annotation.serializers import FilterSerializer, StrictSerializer
 from qa.enums import AuditKind, FlaggedCellAction, ImageQaStatus, ReviewAction
-from qa.models import ApprovedMask, AuditEvent, GateDecision, GatingPolicy, QaRun, ReviewDecision
+from qa.models import (
+    ApprovedMask,
+    AuditEvent,
+    GateDecision,
+    GatingPolicy,
+    QaModelReference,
+    QaRun,
+    ReviewDecision,
+)
 
 SCORE_FIELDS = ("quality", "relative_quality", "f1", "mean_iou", "recall_sure", "plausible",
                 "shift_px", "n_cells", "missed", "spurious", "merged", "split", "boundary",
@@ -76,6 +84,22 @@ def qa_run_output(run: QaRun, decision: GateDecision | None, *, state=None) -> d
         "decision": decision_output(decision),
         "image_status": state.status if state is not None else None,
         "approved": approved_output(state.approved_mask) if state is not None else None,
+        "model_reference": model_reference_output(run),
+    }
+
+
+def model_reference_output(run: QaRun) -> dict | None:
+    """The model the run was compared with and where it disagrees with the consensus."""
+    try:
+        ref = run.model_reference
+    except QaModelReference.DoesNotExist:
+        return None
+    mv = ref.model_version
+    return {
+        "model": {"id": mv.pk, "name": mv.name, "version": mv.version, "backbone": mv.backbone},
+        "flags": ref.flags, "n_flags": ref.n_flags, "n_cells": ref.n_cells,
+        "prediction_sha256": ref.prediction_sha256, "iou_threshold": ref.iou_threshold,
+        "error": ref.error or None, "duration_ms": ref.duration_ms,
     }
 
 
@@ -95,7 +119,7 @@ def qa_run_own_output(run: QaRun, *, user) -> dict:
         "gold": None if run.gold is None else {
             "scores": [s for s in run.gold["scores"] if s["annotation"] in ids]},
         "algorithm": {"version": run.algorithm_version, "params": run.params},
-        "decision": None,
+        "decision": None, "model_reference": None,
     }
 
 
@@ -203,3 +227,12 @@ class QaSettingsInput(StrictSerializer):
     qualification_gold_images = serializers.IntegerField(min_value=0, max_value=100, required=False)
     qualification_min_f1 = serializers.FloatField(min_value=0, max_value=1, required=False)
     qualification_min_iou = serializers.FloatField(min_value=0, max_value=1, required=False)
+    reference_model = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+
+
+class RequalificationInput(StrictSerializer):
+    guideline_version = serializers.IntegerField(min_value=1)
+
+
+class QaRunInput(StrictSerializer):
+    reference_model = serializers.IntegerField(min_value=1, required=False, allow_null=True)

@@ -32,13 +32,15 @@ def _run_job(job_id: int | None, work, *, message: str):
 
 
 @shared_task(name="qa.image_qa_run", time_limit=10 * 60, soft_time_limit=9 * 60)
-def image_qa_run_task(image_id: int, trigger: str = QaTrigger.ON_DEMAND, job_id: int | None = None) -> dict:
+def image_qa_run_task(image_id: int, trigger: str = QaTrigger.ON_DEMAND, job_id: int | None = None,
+                       reference_model: int | None = None) -> dict:
     from qa.services.qa_run import image_qa_run
 
     def work(progress):
         image = Image.objects.select_related("project").get(pk=image_id)
         actor = Job.objects.get(pk=job_id).created_by if job_id else None
-        run = image_qa_run(image=image, trigger=QaTrigger(trigger), actor=actor)
+        run = image_qa_run(image=image, trigger=QaTrigger(trigger), actor=actor,
+                           reference_model=reference_model)
         return {"qa_run": run.pk, "image": image_id, "n_cells": run.n_cells,
                 "agreement": run.mean_agreement}
 

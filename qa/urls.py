@@ -21,6 +21,7 @@ urlpatterns = [
     path(P + "qa/annotators/", project.AnnotatorsView.as_view(), name="annotators"),
     path(P + "qa/annotators/recompute/", project.ReliabilityRecomputeView.as_view(), name="annotators-recompute"),
     path(P + "qa/qualification/", project.QualificationView.as_view(), name="qualification"),
+    path(P + "qa/qualification/requalify/", project.RequalificationView.as_view(), name="requalify"),
     path(P + "qa/settings/", project.QaSettingsView.as_view(), name="settings"),
     path(P + "gating-policies/", policies.PolicyListView.as_view(), name="policy-list"),
     path(P + "gating-policies/<int:version>/", policies.PolicyDetailView.as_view(), name="policy-detail"),

@@ -35,16 +35,24 @@ STATUS_LABELS = {
 QUEUE_FILTER_FIELDS = ("status", "annotator", "plate", "batch", "modality", "stain")
 
 
-def _lead_project(request, slug):
-    """The project, for its QA leads and managers (404 for non-members, 403 for other roles)."""
+def page_project(request, slug, roles):
+    """The project for a page of ``roles`` (404 for non-members, 403 for other roles).
+
+    Shared by every page module (QA, ML, manager, guideline pages).
+    """
     try:
         project = annotation_selectors.project_get(user=request.user, slug=slug)
-        check_project_role(user=request.user, project=project, roles=LEAD_ROLES)
+        check_project_role(user=request.user, project=project, roles=roles)
     except NotFound as exc:
         raise Http404(exc.message) from exc
     except PermissionDenied as exc:
         raise DjangoPermissionDenied(exc.message) from exc
     return project
+
+
+def _lead_project(request, slug):
+    """The project, for its QA leads and managers."""
+    return page_project(request, slug, LEAD_ROLES)
 
 
 def _queue(request, project):
@@ -125,6 +133,7 @@ def qa_review(request, slug, pk):
             "review": api("qa:image-review", pk=image.pk),
             "pixels": api("annotation:image-pixels", pk=image.pk),
             "consensusLabels": api("qa-consensus-labels", pk=image.pk),
+            "consensusFile": api("qa:image-consensus", pk=image.pk),
             "dashboard": api("qa-dashboard"),
             "next": api("qa-review", pk=following[0]) if following else None,
         },

@@ -150,3 +150,40 @@ def _tasks_in_process_unless_worker_test(request):
     if request.node.get_closest_marker("worker") is None:
         request.getfixturevalue("eager_tasks")
     yield
+
+
+def _drop_broker_connections(app) -> None:
+    """Forget the app's cached broker connections and producers, so the next send opens
+    one to the broker now configured (earlier tests in the session may have opened one)."""
+    from kombu import pools
+
+    # kombu keeps one pool per connection in process-wide groups: closing a pool without
+    # clearing its group would hand the closed pool to the next sender of the same URL.
+    pools.reset()
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+@pytest.fixture
+def filesystem_broker(tmp_path, monkeypatch):
+    """Embedded-worker mode for one test: tasks go as message files into the yielded
+    folder (kombu's filesystem transport), as with ``CELLCURATE_EMBEDDED_WORKER=1``."""
+    from config.celery import app
+
+    # Celery reads CELERY_BROKER_URL from the environment before its configuration: with a
+    # broker configured (CI's second run) the message would go there instead.
+    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
+    monkeypatch.delenv("CELERY_BROKER_WRITE_URL", raising=False)
+    folder = tmp_path / "queue"
+    folder.mkdir()
+    saved = {k: app.conf[k] for k in ("broker_url", "broker_transport_options", "task_always_eager")}
+    app.conf.update(broker_url="filesystem://", task_always_eager=False,
+                    broker_transport_options={"data_folder_in": str(folder), "data_folder_out": str(folder),
+                                              "control_folder": str(tmp_path / "control")})
+    _drop_broker_connections(app)
+    try:
+        with override_settings(CELERY_TASK_ALWAYS_EAGER=False):
+            yield folder
+    finally:
+        app.conf.update(saved)
+        _drop_broker_connections(app)

@@ -16,7 +16,8 @@ PURE_CORE = [
     "annotation.masks", "annotation.imagefiles",
     "training.evaluate", "training.backbones.base", "training.backbones.cellpose",
     "training.backbones.sam", "training.backbones.cellpose_net", "training.backbones.cellpose_steps",
-    "training.backbones.sam_model", "training.assist", "training.active_learning", "training.enums",
+    "training.backbones.sam_model", "training.backbones.uncertainty", "training.assist",
+    "training.active_learning", "training.bioimageio", "training.enums",
 ]
 
 

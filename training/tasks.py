@@ -12,10 +12,17 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
+from annotation.models import Job
+from annotation.services import job_fail, job_progress, job_start, job_succeed
+from config.errors import DomainError
 from training.services import run_execute, runs_reap
+from training.services.active_learning import RANK_TASK, ranking_compute
+from training.services.assist import assist_embed
+from training.services.preannotate import PREANNOTATE_TASK, preannotate_run
 
 RUN_TASK = "training.run_execute"
 REAP_TASK = "training.runs_reap"
+EMBED_TASK = "training.assist_embed"
 
 
 @shared_task(name=RUN_TASK, acks_late=True, reject_on_worker_lost=True,
@@ -30,4 +37,40 @@ def training_runs_reap_task() -> dict:
     return runs_reap()
 
 
-__all__ = ["training_run_task", "training_runs_reap_task"]
+def _run_job(job_id: int, service, verb: str, summary) -> dict:
+    job = Job.objects.get(pk=job_id)
+    job_start(job_id=job_id, message=f"{verb} images")
+
+    def progress(done: int, total: int) -> None:
+        job_progress(job_id=job_id, done=done, total=total, message=f"{done} of {total} images {verb}")
+
+    try:
+        result = service(job=job, progress=progress)
+    except DomainError as exc:
+        job_fail(job_id=job_id, error=exc.message)
+        return {"error": exc.message}
+    except Exception as exc:
+        job_fail(job_id=job_id, error=f"{type(exc).__name__}: {exc}")
+        raise
+    job_succeed(job_id=job_id, result=result, message=summary(result))
+    return result
+
+
+@shared_task(name=PREANNOTATE_TASK, time_limit=6 * 3600, soft_time_limit=6 * 3600 - 60)
+def model_preannotate_task(job_id: int) -> dict:
+    return _run_job(job_id, preannotate_run, "pre-annotated",
+                    lambda r: f"{r['drafts_written']} drafts written from {r['predicted']} images")
+
+
+@shared_task(name=RANK_TASK, time_limit=6 * 3600, soft_time_limit=6 * 3600 - 60)
+def active_learning_rank_task(job_id: int) -> dict:
+    return _run_job(job_id, ranking_compute, "scored",
+                    lambda r: f"{len(r['unlabelled'])} unlabelled and {len(r['labelled'])} labelled images ranked")
+
+
+@shared_task(name=EMBED_TASK, time_limit=600, soft_time_limit=540)
+def assist_embed_task(image_id: int) -> bool:
+    return assist_embed(image_id=image_id)
+
+
+__all__ = ["assist_embed_task", "active_learning_rank_task", "model_preannotate_task", "training_run_task", "training_runs_reap_task"]

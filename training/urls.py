@@ -14,6 +14,10 @@ urlpatterns = [
     path(P + "training-runs/<int:pk>/cancel/", views.RunCancelView.as_view(), name="run-cancel"),
     path(P + "models/", views.ModelListView.as_view(), name="model-list"),
     path(P + "models/<int:pk>/", views.ModelDetailView.as_view(), name="model-detail"),
+    path(P + "active-learning/", views.ActiveLearningView.as_view(), name="active-learning"),
+    path(P + "active-learning/queue/", views.ActiveLearningQueueView.as_view(), name="active-learning-queue"),
     path(P + "images/<int:pk>/assist/", views.AssistView.as_view(), name="image-assist"),
+    path(P + "models/<int:pk>/bioimageio/", views.ModelBioimageioView.as_view(), name="model-bioimageio"),
+    path(P + "models/<int:pk>/predict/", views.ModelPredictView.as_view(), name="model-predict"),
     path(P + "models/<int:a>/compare/<int:b>/", views.ModelCompareView.as_view(), name="model-compare"),
 ]

@@ -67,6 +67,11 @@ class AssignmentNextView(ProjectScopedView):
         assignment = services.assignment_next(actor=request.user, project=self.get_project())
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
+        # The editor's SAM assist embeds the image now (a task). Imported here: training
+        # builds on annotation, not back.
+        from training.services.assist import assist_precompute_schedule
+
+        assist_precompute_schedule(image=assignment.image)
         return Response(AssignmentOutput(assignment, context=self.get_serializer_context()).data)
 
 

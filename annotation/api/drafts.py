@@ -24,7 +24,7 @@ class DraftOutput(serializers.ModelSerializer):
         model = AnnotationDraft
         fields = [
             "assignment", "base_revision", "sha256", "height", "width", "instance_count",
-            "state", "saves", "created_at", "saved_at",
+            "state", "saves", "model_assisted", "model_version", "created_at", "saved_at",
         ]
         read_only_fields = fields
 

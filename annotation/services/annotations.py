@@ -232,6 +232,12 @@ def annotation_submit_labels(
                 or 0
             )
             _check_revision(latest, base_revision=base_revision, if_match_revision=if_match_revision)
+            # Imported here: drafts builds on this module.
+            from annotation.services.drafts import draft_model_origin
+
+            model_version_id = draft_model_origin(assignment=assignment, latest=latest, source=source)
+            if model_version_id is not None:
+                source = AnnotationSource.MODEL_ASSISTED
             violations = guideline_rules_check(
                 guideline=guideline, labels=labels, image=image, classes=instance_classes,
                 import_report=import_report,
@@ -255,7 +261,7 @@ def annotation_submit_labels(
                 idempotency_key=idempotency_key or "", created_by=actor,
                 instance_classes=classes, upload_format=upload_format,
                 import_report=dict(import_report or {}),
-                rule_warnings=[v.as_dict() for v in violations],
+                rule_warnings=[v.as_dict() for v in violations], model_version_id=model_version_id,
             )
             assignment.status = AssignmentStatus.SUBMITTED
             assignment.submitted_at = now

@@ -158,12 +158,19 @@ def assignment_next(*, actor, project: Project, now: dt.datetime | None = None) 
     SKIP LOCKED``; SQLite, which has no row locks, claims with one conditional UPDATE that
     also requires that no live lease is held (writers are serialised, so only one UPDATE
     sees the row still claimable).
+
+    Higher ``priority`` is handed out first (a task sent back by a reviewer, a requalification
+    gold image, the active-learning queue), then the oldest. When the project requires
+    qualification, an annotator who has not qualified is handed only gold-image assignments
+    (their qualification tasks) until they pass; a lease held already is kept until it ends.
     """
     check_project_role(user=actor, project=project, roles=[Role.ANNOTATOR])
     now = now or timezone.now()
     lease = now + dt.timedelta(minutes=settings.CELLCURATE_ASSIGNMENT_LEASE_MINUTES)
     claim = {"status": AssignmentStatus.IN_PROGRESS, "lease_expires_at": lease, "started_at": now}
     mine = Assignment.objects.filter(_claimable(now), annotator=actor, image__project=project)
+    if not _may_get_real_tasks(actor, project):
+        mine = mine.filter(image__is_gold=True)
     held = _held(actor, project, now)
 
     if connection.features.has_select_for_update:
@@ -185,6 +192,17 @@ def _held_or_claim(mine, held, claim: dict, now: dt.datetime) -> Assignment | No
             return claimed
 
 
+def _may_get_real_tasks(actor, project: Project) -> bool:
+    """Qualified, or qualification not required (a stale qualification is reset first)."""
+    from qa.services.qualification import qualification_for_handout  # qa sits above annotation
+
+    return qualification_for_handout(project=project, annotator=actor)
+
+
+#: Hand-out order: the highest priority first, then the oldest assignment.
+_HANDOUT_ORDER = ("-priority", "id")
+
+
 def _held(actor, project: Project, now: dt.datetime):
     """The annotator's assignments in this project under a lease that has not run out."""
     return Assignment.objects.filter(
@@ -199,7 +217,7 @@ def _use_row_locks() -> bool:
 
 def _claim_with_row_lock(mine, claim: dict) -> Assignment | None:
     with transaction.atomic():
-        assignment = mine.select_for_update(skip_locked=True, of=("self",)).order_by("id").first()
+        assignment = mine.select_for_update(skip_locked=True, of=("self",)).order_by(*_HANDOUT_ORDER).first()
         if assignment is None:
             return None
         for field, value in claim.items():
@@ -216,7 +234,7 @@ def _claim_with_conditional_update(mine, claim: dict, now: dt.datetime, held):
     # lease, so the loop ends: this request wins one, the claimable rows run out, or a
     # lease of this annotator appeared (the caller then returns it).
     while True:
-        candidates = list(mine.order_by("id").values_list("id", flat=True)[:10])
+        candidates = list(mine.order_by(*_HANDOUT_ORDER).values_list("id", flat=True)[:10])
         if not candidates:
             return None
         for assignment_id in candidates:

@@ -17,7 +17,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Max
 
-from annotation.enums import AssignmentStatus
+from annotation.enums import AnnotationSource, AssignmentStatus
 from annotation.masks import (
     MaskFormatError,
     instance_ids,
@@ -134,4 +134,62 @@ def draft_discard(*, actor, assignment: Assignment) -> bool:
     name = draft.labels.name
     draft.delete()
     transaction.on_commit(lambda: default_storage.delete(name))
+    return True
+
+
+def draft_model_origin(*, assignment: Assignment, latest: int, source: str) -> int | None:
+    """The model version a submission of revision ``latest + 1`` started from, if any.
+
+    A mask typed in the editor (``source`` manual or model-assisted) derives from a model
+    when the assignment's draft was pre-annotated (and edits ``latest``), or when it
+    revises a model-assisted revision; an uploaded mask never does. Called by
+    :func:`annotation.services.annotations.annotation_submit_labels` under its lock.
+    """
+    if source not in (AnnotationSource.MANUAL, AnnotationSource.MODEL_ASSISTED):
+        return None
+    draft = AnnotationDraft.objects.filter(assignment=assignment, model_assisted=True,
+                                           base_revision=latest).first()
+    if draft is not None and draft.model_version_id is not None:
+        return draft.model_version_id
+    previous = Annotation.objects.filter(assignment=assignment, revision=latest,
+                                         source=AnnotationSource.MODEL_ASSISTED).first()
+    return previous.model_version_id if previous is not None else None
+
+
+#: Assignments a pre-annotation may give a draft: not yet submitted nor skipped.
+PREANNOTATE_STATUSES = (AssignmentStatus.PENDING, AssignmentStatus.IN_PROGRESS, AssignmentStatus.EXPIRED)
+
+
+def draft_preannotate(*, assignment: Assignment, labels: np.ndarray, model_version_id: int) -> bool:
+    """Give an open assignment a model's prediction as its draft; whether one was written.
+
+    The draft is what the annotator starts from when they open the task, marked
+    ``model_assisted``. Nothing is written (False) when the assignment was submitted or
+    skipped meanwhile, or has a draft the annotator saved (their work is never replaced);
+    an untouched earlier pre-annotation is replaced. Precondition: the caller may
+    pre-annotate the project (:mod:`training.services.preannotate` checks it).
+    """
+    image = assignment.image
+    if labels.shape != (image.height, image.width):
+        raise InvalidInput(f"labels are {labels.shape} but the image is {image.height} x {image.width}",
+                           field="labels")
+    content, ext = _encode(labels)
+    sha256 = hashlib.sha256(content).hexdigest()
+    with staged_files() as staged:
+        locked = Assignment.objects.select_for_update().get(pk=assignment.pk)
+        draft = AnnotationDraft.objects.filter(assignment=locked).first()
+        if (locked.status not in PREANNOTATE_STATUSES or Annotation.objects.filter(assignment=locked).exists()
+                or (draft is not None and (draft.saves > 0 or not draft.model_assisted))):
+            return False
+        old_name = draft.labels.name if draft is not None else None
+        stored = staged.save(f"projects/{image.project_id}/drafts/{locked.pk}/{sha256[:16]}.{ext}", content)
+        draft = draft or AnnotationDraft(assignment=locked)
+        draft.labels, draft.sha256 = stored, sha256
+        draft.height, draft.width = labels.shape
+        draft.instance_count = len(instance_ids(labels))
+        draft.base_revision, draft.state, draft.saves = 0, {}, 0
+        draft.model_assisted, draft.model_version_id = True, model_version_id
+        draft.save()
+        if old_name and old_name != stored:
+            transaction.on_commit(lambda: default_storage.delete(old_name))
     return True

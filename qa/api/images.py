@@ -18,7 +18,7 @@ from annotation.services.mask_export import image_file_stem, mask_render
 from config.errors import InvalidInput, NotFound
 from qa import selectors, services
 from qa.models import ApprovedMask, ImageQaState
-from qa.serializers import GoldInput, gold_output, qa_run_output, qa_run_own_output
+from qa.serializers import GoldInput, QaRunInput, gold_output, qa_run_output, qa_run_own_output
 from qa.services.masks import mask_read
 
 FILE_RESPONSE = {
@@ -40,11 +40,16 @@ class ImageQaView(ProjectScopedView):
         state = ImageQaState.objects.filter(image=image).select_related("approved_mask__policy").first()
         return Response(qa_run_output(run, selectors.gate_decision_latest(qa_run=run), state=state))
 
-    @extend_schema(request=None, responses={202: JobOutput},
-                   description="Run QA of the image now (QA leads, managers): a job to poll.")
+    @extend_schema(request=QaRunInput, responses={202: JobOutput},
+                   description="Run QA of the image now (QA leads, managers): a job to poll. "
+                   "With reference_model (a model version id) the consensus is also compared "
+                   "with that model's prediction.")
     def post(self, request, slug, pk):
         image = image_get(user=request.user, project=self.get_project(), image_id=pk)
-        job = services.qa_run_request(actor=request.user, image=image)
+        data = QaRunInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        job = services.qa_run_request(actor=request.user, image=image,
+                                      reference_model=data.validated_data.get("reference_model"))
         job.refresh_from_db()
         return Response(JobOutput(job).data, status=status.HTTP_202_ACCEPTED)
 

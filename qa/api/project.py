@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from annotation.api.base import ProjectScopedView
 from annotation.serializers import JobOutput
 from qa import selectors, services
-from qa.serializers import AuditFilter, AuditOutput, QaSettingsInput
+from qa.serializers import AuditFilter, AuditOutput, QaSettingsInput, RequalificationInput
 
 
 class AgreementView(ProjectScopedView):
@@ -46,6 +46,22 @@ class QualificationView(ProjectScopedView):
             "min_f1": project.qualification_min_f1, "min_mean_iou": project.qualification_min_iou,
             "members": services.qualification_list(actor=request.user, project=project),
         })
+
+
+class RequalificationView(ProjectScopedView):
+    @extend_schema(request=RequalificationInput, responses={200: OpenApiTypes.OBJECT},
+                   description="Mark a guideline version as requiring requalification (managers). "
+                   "Published: annotators qualified before are pending again now; a draft: once "
+                   "it is published.")
+    def post(self, request, slug):
+        project = self.get_project()
+        data = RequalificationInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        version = services.guideline_version_for_requalification(
+            actor=request.user, project=project, version=data.validated_data["guideline_version"])
+        pending = services.requalification_require(actor=request.user, guideline_version=version)
+        return Response({"guideline_version": version.version, "status": version.status,
+                         "pending_now": pending})
 
 
 class QaSettingsView(ProjectScopedView):

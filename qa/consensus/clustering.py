@@ -22,30 +22,43 @@ def sequential_labels(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Returns
     -------
-    seq : ndarray of uint32, shape (H, W)
-        Relabelled image, 0 stays background.
+    seq : ndarray of unsigned int, shape (H, W)
+        Relabelled image (uint32, or ``mask`` itself when its ids already are 1..n and
+        its dtype unsigned of at most 32 bits), 0 stays background.
     ids : ndarray of int64, shape (n,)
         ``ids[i - 1]`` is the original id of sequential label ``i``.
     """
+    seq, ids, _ = sequential_labels_and_areas(mask)
+    return seq, ids
+
+
+def sequential_labels_and_areas(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`sequential_labels` plus the pixel area of each instance (float64, shape (n,))."""
     flat = mask.ravel()
     top = int(flat.max(initial=0))
     if top <= 4 * flat.size + (1 << 16):
-        counts = np.bincount(flat.astype(np.intp, copy=False), minlength=top + 1)
+        # count the foreground only: cells cover a small share of most images
+        fg = flat[flat != 0]
+        counts = np.bincount(fg.astype(np.intp, copy=False), minlength=top + 1)
         ids = np.flatnonzero(counts[1:]) + 1
+        areas = counts[ids].astype(np.float64)
+        if ids.size == top and mask.dtype.kind == "u" and mask.dtype.itemsize <= 4:
+            return mask, ids.astype(np.int64), areas
         lut = np.zeros(top + 1, np.uint32)
         lut[ids] = np.arange(1, ids.size + 1, dtype=np.uint32)
-        return lut[mask], ids.astype(np.int64)
-    ids, inverse = np.unique(flat, return_inverse=True)
+        return lut[mask], ids.astype(np.int64), areas
+    ids, inverse, counts = np.unique(flat, return_inverse=True, return_counts=True)
     offset = 1 if ids[0] == 0 else 0
     seq = (inverse + 1 - offset).astype(np.uint32).reshape(mask.shape)
     if offset:
-        ids = ids[1:]
-    return seq, ids.astype(np.int64)
+        ids, counts = ids[1:], counts[1:]
+    return seq, ids.astype(np.int64), counts.astype(np.float64)
 
 
-def instance_ranks(seqs: Sequence[np.ndarray], boxes) -> list[np.ndarray]:
+def instance_ranks(seqs: Sequence[np.ndarray], boxes, areas=None) -> list[np.ndarray]:
     """A rank per instance by geometry (bbox, then area), independent of ids and order.
 
+    ``areas`` (one array of pixel counts per annotator) saves counting them again.
     Returns one int64 array per annotator, ``ranks[j][i - 1]`` for instance ``i``; equal
     geometry gets equal rank.
     """
@@ -55,7 +68,8 @@ def instance_ranks(seqs: Sequence[np.ndarray], boxes) -> list[np.ndarray]:
             if sl is None:
                 keys.append((-1, -1, -1, -1, 0, j, i))
             else:
-                area = int(np.count_nonzero(seq[sl] == i))
+                area = (int(areas[j][i - 1]) if areas is not None
+                        else int(np.count_nonzero(seq[sl] == i)))
                 keys.append((sl[0].start, sl[1].start, sl[0].stop, sl[1].stop, area, j, i))
     keys.sort()
     ranks = [np.zeros(len(bx), np.int64) for bx in boxes]
@@ -68,7 +82,7 @@ def instance_ranks(seqs: Sequence[np.ndarray], boxes) -> list[np.ndarray]:
 
 
 def cluster_instances(seqs: Sequence[np.ndarray], ranks: Sequence[np.ndarray], *,
-                      iou_threshold: float) -> np.ndarray:
+                      iou_threshold: float, overlaps=None) -> np.ndarray:
     """Group instances of several sequentially labelled masks into clusters.
 
     Parameters
@@ -80,6 +94,8 @@ def cluster_instances(seqs: Sequence[np.ndarray], ranks: Sequence[np.ndarray], *
         (:func:`instance_ranks`), used to break IoU ties independently of annotator order.
     iou_threshold : float
         Smallest IoU of an edge.
+    overlaps : callable, optional
+        ``overlaps(a, b)`` gives ``instance_overlaps(seqs[a], seqs[b])`` when already known.
 
     Returns
     -------
@@ -98,7 +114,8 @@ def cluster_instances(seqs: Sequence[np.ndarray], ranks: Sequence[np.ndarray], *
         for b in range(a + 1, k):
             if sizes[a] == 0 or sizes[b] == 0:
                 continue
-            ov = instance_overlaps(seqs[a], seqs[b])
+            ov = (instance_overlaps(seqs[a], seqs[b]) if overlaps is None
+                  else overlaps(a, b))
             hit = ov.ious >= iou_threshold
             us.append(offsets[a] + ov.labels_a[ov.pairs[hit, 0]] - 1)
             vs.append(offsets[b] + ov.labels_b[ov.pairs[hit, 1]] - 1)

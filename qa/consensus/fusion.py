@@ -9,15 +9,16 @@ from numbers import Integral
 import numpy as np
 from scipy import ndimage as ndi
 
-from qa.metrics.validation import require_iou_threshold, require_label_image
+from qa.metrics.validation import require_iou_threshold
 
 from .anchoring import check_boundary_bias
-from .clustering import cluster_instances, instance_ranks, sequential_labels
+from .clustering import cluster_instances
+from .prepared import PreparedMasks, check_masks, prepare_masks
 from .reliability import anchor_biases, detection_em, size_evidence, solve_outlines
 from .voting import (
     cluster_maps,
     corrected_labels,
-    instance_maps,
+    instance_summary,
     outline_stats,
     vote_and_resolve,
 )
@@ -100,24 +101,6 @@ class Consensus:
         return int(self.support.shape[0])
 
 
-def _check_masks(masks: Sequence[np.ndarray]) -> list[np.ndarray]:
-    if isinstance(masks, np.ndarray):
-        if masks.ndim != 3:
-            raise ValueError(f"masks must be a sequence of 2-D label images or a (K, H, W) "
-                             f"array, got an array of shape {masks.shape}")
-        masks = list(masks)
-    if not isinstance(masks, Sequence) or isinstance(masks, str | bytes):
-        raise TypeError(f"masks must be a sequence of label images, got {type(masks).__name__}")
-    if len(masks) == 0:
-        raise ValueError("masks must hold at least one label image, got none")
-    out = [require_label_image(m, f"masks[{j}]") for j, m in enumerate(masks)]
-    for j, m in enumerate(out[1:], start=1):
-        if m.shape != out[0].shape:
-            raise ValueError(f"all masks must have the same shape: masks[0] is {out[0].shape}, "
-                             f"masks[{j}] is {m.shape}")
-    return out
-
-
 def _check_weights(weights, k: int) -> np.ndarray:
     if weights is None:
         return np.ones(k)
@@ -142,9 +125,9 @@ def _check_min_support(min_support, k: int, name: str = "min_support") -> int:
     return int(min_support)
 
 
-def _cluster_and_judge(seqs, keys, areas, iou_threshold, min_support, rescue):
+def _cluster_and_judge(seqs, keys, areas, iou_threshold, min_support, rescue, overlaps=None):
     k = len(seqs)
-    members = cluster_instances(seqs, keys, iou_threshold=iou_threshold)
+    members = cluster_instances(seqs, keys, iou_threshold=iou_threshold, overlaps=overlaps)
     drawn = members > 0
     support = drawn.sum(axis=1)
     log_area = np.zeros(members.shape[0])
@@ -180,9 +163,11 @@ def fuse(masks: Sequence[np.ndarray], *, iou_threshold: float = 0.5,
 
     Parameters
     ----------
-    masks : sequence of ndarray of int, shape (H, W)
+    masks : sequence of ndarray of int, shape (H, W), or PreparedMasks
         One instance label image per annotator (0 = background, ids need not be
-        sequential); or one (K, H, W) integer array. At least one.
+        sequential); or one (K, H, W) integer array. At least one. Or
+        :func:`qa.consensus.prepare_masks` of them (or a ``.subset``), which shares the
+        per-annotator work between several fusions of the same annotations.
     iou_threshold : float
         Smallest IoU for two annotators' instances to be the same cell, in (0, 1].
     min_support : int, optional
@@ -274,27 +259,23 @@ def fuse(masks: Sequence[np.ndarray], *, iou_threshold: float = 0.5,
     EM algorithm. Warfield, Zou & Wells (2004), Simultaneous truth and performance level
     estimation (STAPLE), IEEE TMI 23(7).
     """
-    arrays = _check_masks(masks)
-    k = len(arrays)
+    prepared = masks if isinstance(masks, PreparedMasks) else prepare_masks(masks)
+    k = len(prepared)
     iou_threshold = require_iou_threshold(iou_threshold)
     min_support = _check_min_support(min_support, k)
     w = _check_weights(weights, k)
     gold = check_boundary_bias(boundary_bias, k)
-    shape = arrays[0].shape
+    shape = prepared.shape
 
-    seqs, ids, boxes = [], [], []
-    for m in arrays:
-        seq, original = sequential_labels(m)
-        seqs.append(seq)
-        ids.append(original)
-        boxes.append(ndi.find_objects(seq, max_label=len(original)))
-    keys = instance_ranks(seqs, boxes)
-    areas = [np.bincount(seq.ravel(), minlength=len(i) + 1)[1:].astype(np.float64)
-             for seq, i in zip(seqs, ids, strict=True)]
+    annotations = [prepared.annotation(j) for j in range(k)]
+    seqs = [a.seq for a in annotations]
+    ids = [a.ids for a in annotations]
+    areas = [a.areas for a in annotations]
+    keys = [a.rank for a in annotations]
     members, support, posterior, sens, fpr, keep = _cluster_and_judge(
-        seqs, keys, areas, iou_threshold, min_support, rescue)
+        seqs, keys, areas, iou_threshold, min_support, rescue, prepared.overlaps)
     kept = members[keep]
-    inst = [instance_maps(seq, bx, shape) for seq, bx in zip(seqs, boxes, strict=True)]
+    inst = [prepared.instance_maps(j) for j in range(k)]
     maps = cluster_maps(kept, inst, shape)
     relative, noise, shared = solve_outlines(outline_stats(maps, k))
     bias, _, _ = anchor_biases(relative, shared)
@@ -304,9 +285,10 @@ def fuse(masks: Sequence[np.ndarray], *, iou_threshold: float = 0.5,
         shifted = [corrected_labels(im, -b, shape) for im, b in zip(inst, bias, strict=True)]
         members, support, posterior, sens, fpr, keep = _cluster_and_judge(
             shifted, keys, areas, iou_threshold, min_support, rescue)
-        kept = members[keep]
-        maps = cluster_maps(kept, inst, shape)
-        relative, noise, shared = solve_outlines(outline_stats(maps, k))
+        if not np.array_equal(members[keep], kept):  # else the maps and stats stand
+            kept = members[keep]
+            maps = cluster_maps(kept, inst, shape)
+            relative, noise, shared = solve_outlines(outline_stats(maps, k))
     bias, trust, _ = anchor_biases(relative, shared, gold=gold)
     kept_idx = np.flatnonzero(keep)
     strong = support[kept_idx] >= min_support
@@ -318,25 +300,13 @@ def fuse(masks: Sequence[np.ndarray], *, iou_threshold: float = 0.5,
                                 strong=strong)
 
     # number the surviving instances in raster order of their first pixel
-    firsts, alive = [], []
-    for c, cm in enumerate(maps):
-        mine = owner[cm.window] == c + 1
-        if mine.any():
-            y, x = np.unravel_index(int(np.argmax(mine)), mine.shape)
-            firsts.append((cm.window[0].start + y) * shape[1] + cm.window[1].start + x)
-            alive.append(c)
-    alive = [alive[i] for i in np.argsort(firsts, kind="stable")]
+    firsts, agreement = instance_summary(maps, owner)
+    alive = [int(c) for c in np.flatnonzero(firsts >= 0)]
+    alive = [alive[i] for i in np.argsort(firsts[alive], kind="stable")]
     lut = np.zeros(len(maps) + 1, np.int64)
     lut[[c + 1 for c in alive]] = np.arange(1, len(alive) + 1)
     labels = lut[owner].astype(_label_dtype(len(alive)))
-
-    agreement = np.zeros(len(alive))
-    for i, c in enumerate(alive):
-        cm = maps[c]
-        final = owner[cm.window] == c + 1
-        ious = [np.count_nonzero(final & (s > 0)) / np.count_nonzero(final | (s > 0))
-                for s in cm.sdfs]
-        agreement[i] = float(np.mean(ious))
+    agreement = agreement[alive].astype(np.float64) if alive else np.zeros(0)
 
     def original_ids(rows: np.ndarray) -> np.ndarray:
         out = np.zeros(rows.shape, np.int64)
@@ -385,7 +355,7 @@ def majority_vote(masks: Sequence[np.ndarray], *, min_votes: int | None = None) 
         4-connected components of the voted foreground, numbered in raster order. Touching
         cells merge into one component: the weakness the consensus avoids.
     """
-    arrays = _check_masks(masks)
+    arrays = check_masks(masks)
     need = _check_min_support(min_votes, len(arrays), "min_votes")
     votes = np.zeros(arrays[0].shape, np.int32)
     for m in arrays:

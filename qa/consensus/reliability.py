@@ -231,7 +231,12 @@ def anchor_biases(relative: np.ndarray, shared: np.ndarray, *,
     Without gold the level is the ``trust``-weighted mean of the relative biases: the mean
     annotator, except that one annotation far from all others on this image (a smear) no
     longer drags everybody's correction along (with the plain mean it moved every other
-    annotator's correction by a third of its offset with three annotators). Reliability
+    annotator's correction by a third of its offset with three annotators). Other levels
+    were measured with ``bench/consensus_bench.py`` (all panels, 3 seeds) and lost: the
+    precision-weighted mean follows a precise but eroding annotator (three-annotator
+    panel, seed 1000: -0.019 IoU against the expert on shared cells, against -0.002),
+    the median follows the dilating majority of the five-annotator panel (-0.022 and
+    -0.014 on two seeds, against +0.004 and +0.012). Reliability
     weights are left out on purpose: reliabilities measured by agreement penalise the
     annotators whose outlines differ from the majority's, so weighting the level by them
     pulls it further toward a dilating majority (gated training labels of the five-

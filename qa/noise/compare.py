@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qa.metrics import instance_overlaps
+from qa.metrics import Overlaps, instance_overlaps
 
 #: A reference cell counts as inside a candidate cell (and the reverse) when more
 #: than this share of its pixels lie there; above one half the owner is unique.
@@ -77,10 +77,13 @@ def id_counts(labels: np.ndarray) -> np.ndarray | None:
     top = int(labels.max(initial=0))
     if top > max(4 * labels.size, 1 << 16):
         return None
+    # count the foreground only (cells cover a small share of most images): one cheap
+    # comparison and a gather instead of a bincount cast to int64 over every pixel
     flat = labels.ravel()
-    if not np.can_cast(flat.dtype, np.intp):
-        flat = flat.astype(np.intp)
-    return np.bincount(flat, minlength=top + 1)
+    fg = flat[flat != 0]
+    counts = np.bincount(fg.astype(np.intp, copy=False), minlength=top + 1)
+    counts[0] = flat.size - fg.size
+    return counts
 
 
 def sequential_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -183,8 +186,39 @@ def _greedy_one_to_one(ref: np.ndarray, cand: np.ndarray, score: np.ndarray) -> 
     return np.asarray(keep, dtype=np.int64)
 
 
+def overlap_f1(ov: Overlaps, iou_threshold: float) -> float:
+    """F1 of the plain one-to-one IoU matching over all cells of an overlap table, the way
+    :func:`qa.metrics.match_instances` counts it (``Comparison.f1``); 1.0 when both images
+    are empty."""
+    pairs = np.asarray(ov.pairs, dtype=np.int64).reshape(-1, 2)
+    good = np.asarray(ov.ious, dtype=float) >= iou_threshold
+    tp = _greedy_one_to_one(pairs[good, 0], pairs[good, 1], ov.ious[good]).size
+    n = ov.n_a + ov.n_b
+    return 1.0 if n == 0 else 2.0 * tp / n
+
+
+def restrict_reference(ov: Overlaps, ids: np.ndarray) -> Overlaps:
+    """The overlap table had the reference (``a``) held only the cells ``ids``.
+
+    Every other reference cell becomes background; IoUs of the pairs kept do not change
+    (they depend on the pair alone), so this equals ``instance_overlaps`` of the
+    restricted image without another pass over the pixels.
+    """
+    keep = np.isin(ov.labels_a, np.asarray(ids, dtype=np.int64))
+    index = np.cumsum(keep) - 1
+    rows = keep[ov.pairs[:, 0]]
+    pairs = np.stack([index[ov.pairs[rows, 0]], ov.pairs[rows, 1]], axis=1).reshape(-1, 2)
+    return Overlaps(
+        labels_a=ov.labels_a[keep], labels_b=ov.labels_b, areas_a=ov.areas_a[keep],
+        areas_b=ov.areas_b, pairs=pairs.astype(np.int64), intersections=ov.intersections[rows],
+        ious=ov.ious[rows],
+    )
+
+
 def compare_labels(
-    reference: np.ndarray, candidate: np.ndarray, *, iou_threshold: float = 0.5
+    reference: np.ndarray, candidate: np.ndarray, *, iou_threshold: float = 0.5,
+    overlaps: Overlaps | None = None,
+    perimeter: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Comparison:
     """Sort the cells of two label images into matched, merged, split, boundary, missed, spurious.
 
@@ -195,6 +229,12 @@ def compare_labels(
         be contiguous.
     iou_threshold : float, keyword-only
         Minimum IoU for a one-to-one match; must be at least 0.5.
+    overlaps : Overlaps, keyword-only, optional
+        ``instance_overlaps(reference, candidate)`` when already computed.
+    perimeter : (ndarray, ndarray), keyword-only, optional
+        ``perimeters(reference)`` when already computed (or of a label image holding the
+        reference cells and others: a cell's outline pixels do not depend on which
+        neighbour it meets).
 
     Returns
     -------
@@ -213,7 +253,7 @@ def compare_labels(
        half of either cell lies in the other.
     5. Remaining reference cells are *missed*, remaining candidate cells *spurious*.
     """
-    ov = instance_overlaps(reference, candidate)
+    ov = instance_overlaps(reference, candidate) if overlaps is None else overlaps
     ids_r = np.asarray(ov.labels_a, dtype=np.int64)
     ids_c = np.asarray(ov.labels_b, dtype=np.int64)
     area_r = np.asarray(ov.areas_a, dtype=float)
@@ -225,11 +265,9 @@ def compare_labels(
     frac_r = inter / area_r[pr] if pr.size else np.zeros(0)
     frac_c = inter / area_c[pc] if pc.size else np.zeros(0)
 
-    # Plain F1 over all cells, the way match_instances counts it.
     good = ious >= iou_threshold
-    tp = _greedy_one_to_one(pr[good], pc[good], ious[good]).size
     n_r, n_c = ids_r.size, ids_c.size
-    f1 = 1.0 if n_r + n_c == 0 else 2.0 * tp / (n_r + n_c)
+    f1 = overlap_f1(ov, iou_threshold)
 
     used_r = np.zeros(n_r, dtype=bool)
     used_c = np.zeros(n_c, dtype=bool)
@@ -257,7 +295,7 @@ def compare_labels(
     keep = sel[_greedy_one_to_one(pr[sel], pc[sel], ious[sel])] if sel.size else sel
     used_r[pr[keep]] = True
     used_c[pc[keep]] = True
-    per_ids, per_counts = perimeters(reference)
+    per_ids, per_counts = perimeters(reference) if perimeter is None else perimeter
     perim = per_counts[np.searchsorted(per_ids, ids_r[pr[keep]])] if keep.size else np.zeros(0)
     shifts = (area_c[pc[keep]] - area_r[pr[keep]]) / perim if keep.size else np.zeros(0)
 

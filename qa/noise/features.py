@@ -16,10 +16,13 @@ from scipy import ndimage as ndi
 from sklearn.ensemble import IsolationForest
 
 from qa.noise.compare import sequential_labels
+from qa.noise.convexity import convex_areas, convex_pixels
 
 #: Outlier detection is skipped below this many cells: an isolation forest on a
 #: handful of samples flags noise.
 MIN_CELLS_FOR_OUTLIERS = 30
+
+__all__ = ["CellFeatures", "cell_features", "convex_pixels", "outlier_scores"]
 
 FEATURE_NAMES = ("log_area", "eccentricity", "solidity", "mean_intensity")
 
@@ -77,7 +80,7 @@ def cell_features(labels: np.ndarray, image: np.ndarray | None = None) -> CellFe
     mu20 = np.bincount(which, weights=dy * dy, minlength=n + 1)[1:] / area
     mu02 = np.bincount(which, weights=dx * dx, minlength=n + 1)[1:] / area
     mu11 = np.bincount(which, weights=dy * dx, minlength=n + 1)[1:] / area
-    cols_out = [np.log(area), _eccentricity(mu20, mu02, mu11), area / _convex_areas(seq, n)]
+    cols_out = [np.log(area), _eccentricity(mu20, mu02, mu11), area / convex_areas(seq, n, pixels=(rows, cols, which))]
     if image is not None:
         gray = image.astype(float).mean(axis=2) if image.ndim == 3 else image.astype(float)
         sums = np.bincount(seq.ravel(), weights=gray.ravel(), minlength=n + 1)[1:]
@@ -96,74 +99,6 @@ def _eccentricity(mu20: np.ndarray, mu02: np.ndarray, mu11: np.ndarray) -> np.nd
     with np.errstate(divide="ignore", invalid="ignore"):
         ecc = np.sqrt(np.clip(1.0 - l2 / l1, 0.0, 1.0))
     return np.where(l1 > 0, ecc, 0.0)
-
-
-def _convex_areas(seq: np.ndarray, n: int) -> np.ndarray:
-    """Pixels in the convex hull image of each cell 1..n of a sequential label image.
-
-    The same count as skimage's ``area_convex`` (``convex_hull_image`` of the cell: the
-    pixel centres inside or on the hull of the midpoints of the cells' pixel edges), found
-    without Qhull: per row only the end pixels matter, and the centres on each row
-    between the hull's left and right chains are counted in exact integer arithmetic.
-    """
-    out = np.ones(n)
-    for k, box in enumerate(ndi.find_objects(seq, max_label=n)):
-        if box is not None:
-            out[k] = float(convex_pixels(seq[box] == k + 1))
-    return out
-
-
-def convex_pixels(cell: np.ndarray) -> int:
-    """Number of pixels of ``convex_hull_image(cell)`` (skimage, default options).
-
-    Parameters
-    ----------
-    cell : ndarray of bool, shape (h, w)
-        A cell (or any pixel set); at least one pixel set.
-
-    Returns
-    -------
-    int
-    """
-    rows = np.flatnonzero(cell.any(axis=1))
-    sub = cell[rows]
-    xmin = sub.argmax(axis=1).astype(np.int64)
-    xmax = (cell.shape[1] - 1 - sub[:, ::-1].argmax(axis=1)).astype(np.int64)
-    r2 = 2 * rows.astype(np.int64)
-    # In doubled coordinates (integers): the edge midpoints of each row's end pixels.
-    ys = np.concatenate([r2 - 1, r2, r2 + 1])
-    centre_rows = 2 * np.arange(rows[0], rows[-1] + 1, dtype=np.int64)
-    ends = []
-    for x, side in ((xmin, -1), (xmax, 1)):
-        xs = np.concatenate([2 * x, 2 * x + side, 2 * x])
-        order = np.lexsort((-side * xs, ys))  # per row the outermost point first
-        y_sorted, x_sorted = ys[order], xs[order]
-        first = np.r_[True, y_sorted[1:] != y_sorted[:-1]]
-        cy, cx = _outer_chain(y_sorted[first].tolist(), x_sorted[first].tolist(), side)
-        k = np.clip(np.searchsorted(cy, centre_rows, side="right") - 1, 0, cy.size - 2)
-        y0, y1, x0, x1 = cy[k], cy[k + 1], cx[k], cx[k + 1]
-        num = x0 * (y1 - y0) + (centre_rows - y0) * (x1 - x0)
-        den = 2 * (y1 - y0)  # the chain's x at each centre row, halved, is num / den
-        ends.append(-((-num) // den) if side < 0 else num // den)
-    return int(np.maximum(ends[1] - ends[0] + 1, 0).sum())
-
-
-def _outer_chain(ys: list[int], xs: list[int], side: int) -> tuple[np.ndarray, np.ndarray]:
-    """The hull's left (``side`` -1) or right (+1) chain through points with ascending,
-    distinct ``ys`` (Andrew's monotone chain; collinear points are dropped)."""
-    cy: list[int] = []
-    cx: list[int] = []
-    for y, x in zip(ys, xs, strict=True):
-        while len(cy) >= 2:
-            cross = (cy[-1] - cy[-2]) * (x - cx[-2]) - (cx[-1] - cx[-2]) * (y - cy[-2])
-            if side * cross >= 0:
-                cy.pop()
-                cx.pop()
-            else:
-                break
-        cy.append(y)
-        cx.append(x)
-    return np.asarray(cy, dtype=np.int64), np.asarray(cx, dtype=np.int64)
 
 
 def outlier_scores(

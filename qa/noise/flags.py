@@ -9,6 +9,7 @@ from enum import StrEnum
 import numpy as np
 from scipy import ndimage as ndi
 
+from qa.consensus import prepare_masks
 from qa.noise.compare import compare_labels, id_counts, sequential_labels
 from qa.noise.doubt import (
     disputed_share,
@@ -35,6 +36,7 @@ from qa.noise.inputs import (
 from qa.noise.reference import (
     Reference,
     leave_one_out,
+    pairwise_overlaps,
     panel_weights,
     reference_from_consensus,
 )
@@ -231,10 +233,12 @@ def flag_instances(
         image = require_image(image, masks[0].shape)
     if consensus is not None:
         require_consensus(consensus, masks)
+    overlaps = pairwise_overlaps(masks)
     w, outliers = panel_weights(
         masks, None if weights is None else require_weights(weights, k),
-        iou_threshold=iou_threshold,
+        iou_threshold=iou_threshold, overlaps=overlaps,
     )
+    prepared = None if consensus is not None else prepare_masks(masks, overlaps=overlaps)
 
     foreground = np.zeros(masks[0].shape, dtype=bool)
     for m in masks:
@@ -245,7 +249,8 @@ def flag_instances(
     flags: list[InstanceFlag] = []
     for i in range(k):
         if consensus is None:
-            ref = leave_one_out(masks, i, w, iou_threshold=iou_threshold, outliers=outliers)
+            ref = leave_one_out(masks, i, w, iou_threshold=iou_threshold, outliers=outliers,
+                                prepared=prepared)
         else:
             ref = reference_from_consensus(
                 np.asarray(consensus.labels), np.asarray(consensus.members), w, annotator=i

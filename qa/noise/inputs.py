@@ -106,3 +106,19 @@ def require_consensus(consensus: object, masks: list[np.ndarray]) -> None:
             f"consensus.labels has id {int(labels.max())} but members has only "
             f"{members.shape[0]} rows"
         )
+
+
+def require_prepared(prepared: object, masks: list[np.ndarray]):
+    """Check that ``prepared`` is :func:`qa.consensus.prepare_masks` of ``masks`` (as far as
+    counts and shape tell) or raise; return it (None stays None)."""
+    if prepared is None:
+        return None
+    from qa.consensus import PreparedMasks
+
+    if not isinstance(prepared, PreparedMasks):
+        raise TypeError(f"prepared must be qa.consensus.prepare_masks(masks), "
+                        f"got {type(prepared).__name__}")
+    if len(prepared) != len(masks) or prepared.shape != masks[0].shape:
+        raise ValueError(f"prepared holds {len(prepared)} masks of shape {prepared.shape}, "
+                         f"but there are {len(masks)} masks of shape {masks[0].shape}")
+    return prepared

@@ -16,8 +16,9 @@ from functools import cached_property
 
 import numpy as np
 
-from qa.consensus import fuse
-from qa.noise.compare import compare_labels, label_areas, present_ids
+from qa.consensus import PreparedMasks, fuse
+from qa.metrics import Overlaps, instance_overlaps
+from qa.noise.compare import label_areas, overlap_f1, present_ids
 
 #: Floor for first-pass reliabilities, so that one annotation that agrees with nobody
 #: still counts a little (a zero weight would make its cells vanish from every vote).
@@ -91,14 +92,24 @@ class Reference:
         )
 
 
-def pairwise_f1(masks: Sequence[np.ndarray], *, iou_threshold: float) -> np.ndarray:
-    """F1 of one-to-one IoU matching between every pair of annotations, shape (k, k), 1 on
-    the diagonal."""
+def pairwise_overlaps(masks: Sequence[np.ndarray]) -> dict[tuple[int, int], Overlaps]:
+    """:func:`qa.metrics.instance_overlaps` of every pair ``(a, b)``, ``a < b``, of annotations."""
     k = len(masks)
+    return {(a, b): instance_overlaps(masks[a], masks[b])
+            for a in range(k) for b in range(a + 1, k)}
+
+
+def pairwise_f1(masks: Sequence[np.ndarray], *, iou_threshold: float,
+                overlaps: dict[tuple[int, int], Overlaps] | None = None) -> np.ndarray:
+    """F1 of one-to-one IoU matching between every pair of annotations, shape (k, k), 1 on
+    the diagonal (``compare_labels(a, b).f1``); ``overlaps`` from :func:`pairwise_overlaps`
+    when already computed."""
+    k = len(masks)
+    if overlaps is None:
+        overlaps = pairwise_overlaps(masks)
     f1 = np.eye(k)
-    for a in range(k):
-        for b in range(a + 1, k):
-            f1[a, b] = f1[b, a] = compare_labels(masks[a], masks[b], iou_threshold=iou_threshold).f1
+    for (a, b), ov in overlaps.items():
+        f1[a, b] = f1[b, a] = overlap_f1(ov, iou_threshold)
     return f1
 
 
@@ -128,7 +139,8 @@ def first_pass_reliability(
     return np.clip(mean, MIN_RELIABILITY, 1.0)
 
 
-def outlier_annotations(masks: Sequence[np.ndarray], f1: np.ndarray) -> np.ndarray:
+def outlier_annotations(masks: Sequence[np.ndarray], f1: np.ndarray, *,
+                        overlaps: dict[tuple[int, int], Overlaps] | None = None) -> np.ndarray:
     """Which annotations of one image are too damaged to stand in anyone's reference.
 
     An annotation is an outlier when its best F1 with any other annotation is below
@@ -146,12 +158,27 @@ def outlier_annotations(masks: Sequence[np.ndarray], f1: np.ndarray) -> np.ndarr
         return np.zeros(k, dtype=bool)
     best = np.where(np.eye(k, dtype=bool), -np.inf, f1).max(axis=1)
     disagreeing = best < OUTLIER_AGREEMENT * best.max()
-    unconfirmed = np.array([confirmed_share(masks, j) < CONFIRMED for j in range(k)])
+    unconfirmed = np.array([confirmed_share(masks, j, overlaps=overlaps) < CONFIRMED
+                            for j in range(k)])
     return disagreeing | unconfirmed
 
 
-def confirmed_share(masks: Sequence[np.ndarray], j: int) -> float:
-    """Share of the cells of ``masks[j]`` that overlap a cell of any other mask (1.0 if none)."""
+def confirmed_share(masks: Sequence[np.ndarray], j: int, *,
+                    overlaps: dict[tuple[int, int], Overlaps] | None = None) -> float:
+    """Share of the cells of ``masks[j]`` that overlap a cell of any other mask (1.0 if none).
+
+    ``overlaps`` (:func:`pairwise_overlaps` of ``masks``) saves the pixel passes: a cell
+    overlaps another mask exactly when it has a pair in their overlap table.
+    """
+    if overlaps is not None and len(masks) > 1:
+        seen, n_cells = [], 0
+        for (a, b), ov in overlaps.items():
+            if j in (a, b):
+                n_cells = ov.n_a if a == j else ov.n_b
+                seen.append(ov.pairs[:, 0 if a == j else 1])
+        if n_cells == 0:
+            return 1.0
+        return float(np.unique(np.concatenate(seen)).size / n_cells)
     cells = present_ids(masks[j])
     if cells.size == 0:
         return 1.0
@@ -163,7 +190,8 @@ def confirmed_share(masks: Sequence[np.ndarray], j: int) -> float:
 
 
 def panel_weights(
-    masks: Sequence[np.ndarray], weights: np.ndarray | None, *, iou_threshold: float
+    masks: Sequence[np.ndarray], weights: np.ndarray | None, *, iou_threshold: float,
+    overlaps: dict[tuple[int, int], Overlaps] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Reliabilities and outliers of the annotations of one image.
 
@@ -175,6 +203,8 @@ def panel_weights(
         Validated reliabilities; None for :func:`first_pass_reliability`.
     iou_threshold : float
         Matching threshold (>= 0.5).
+    overlaps : dict, optional
+        :func:`pairwise_overlaps` of ``masks`` when already computed.
 
     Returns
     -------
@@ -182,15 +212,17 @@ def panel_weights(
     outliers : ndarray of bool, shape (k,)
         From :func:`outlier_annotations`, on the same pairwise F1 as the first pass.
     """
-    f1 = pairwise_f1(masks, iou_threshold=iou_threshold)
+    if overlaps is None:
+        overlaps = pairwise_overlaps(masks)
+    f1 = pairwise_f1(masks, iou_threshold=iou_threshold, overlaps=overlaps)
     if weights is None:
         weights = first_pass_reliability(masks, iou_threshold=iou_threshold, f1=f1)
-    return weights, outlier_annotations(masks, f1)
+    return weights, outlier_annotations(masks, f1, overlaps=overlaps)
 
 
 def leave_one_out(
     masks: Sequence[np.ndarray], annotator: int, weights: np.ndarray, *, iou_threshold: float,
-    outliers: np.ndarray | None = None,
+    outliers: np.ndarray | None = None, prepared: PreparedMasks | None = None,
 ) -> Reference:
     """Fuse every annotation except ``masks[annotator]`` and the outliers among the others.
 
@@ -211,6 +243,10 @@ def leave_one_out(
         Clustering threshold passed to :func:`qa.consensus.fuse`.
     outliers : ndarray of bool, shape (k,), optional
         Annotations to leave out of the reference (default: none).
+    prepared : PreparedMasks, optional
+        :func:`qa.consensus.prepare_masks` of ``masks``: the leave-one-out fusions of one
+        image then share each annotation's distance maps and each pair's overlap table
+        (same result).
 
     Returns
     -------
@@ -222,8 +258,8 @@ def leave_one_out(
     if not keep:
         keep = [max(others, key=lambda j: weights[j])]
     cons = fuse(
-        [masks[j] for j in keep], iou_threshold=iou_threshold, min_support=1,
-        weights=weights[keep],
+        [masks[j] for j in keep] if prepared is None else prepared.subset(keep),
+        iou_threshold=iou_threshold, min_support=1, weights=weights[keep],
     )
     members = np.zeros((cons.members.shape[0], k), dtype=np.int64)
     members[:, keep] = cons.members

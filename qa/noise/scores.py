@@ -7,12 +7,26 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from qa.consensus import PreparedMasks, prepare_masks
+from qa.consensus.prepared import shared_overlaps
 from qa.metrics import instance_overlaps
-from qa.noise.compare import Comparison, compare_labels, sequential_labels
+from qa.noise.compare import (
+    Comparison,
+    compare_labels,
+    id_counts,
+    perimeters,
+    restrict_reference,
+    sequential_labels,
+)
 from qa.noise.expectation import PARTS as _PARTS
 from qa.noise.expectation import AnnotatorExpectation
-from qa.noise.inputs import require_iou_threshold, require_masks, require_weights
-from qa.noise.reference import Reference, leave_one_out, panel_weights
+from qa.noise.inputs import (
+    require_iou_threshold,
+    require_masks,
+    require_prepared,
+    require_weights,
+)
+from qa.noise.reference import Reference, leave_one_out, pairwise_overlaps, panel_weights
 
 #: A reference cell is *sure* when at least this reliability-weighted share of the
 #: other annotators drew it (with two equally reliable others: both).
@@ -111,6 +125,7 @@ def score_annotations(
     weights: Sequence[float] | np.ndarray | None = None,
     iou_threshold: float = 0.5,
     expected: object | None = None,
+    prepared: PreparedMasks | None = None,
 ) -> list[AnnotationScore]:
     """Score every annotation of one image against the consensus of the others.
 
@@ -133,6 +148,10 @@ def score_annotations(
         (``annotator_reliability(...)`` over earlier or the same images, or its
         ``expected``; ``.subset(...)`` picks the annotators of this image). When given,
         every score gets ``relative_quality``.
+    prepared : PreparedMasks, keyword-only, optional
+        :func:`qa.consensus.prepare_masks` of these ``masks``, when the caller fuses them
+        too (the consensus): the leave-one-out fusions then reuse its per-annotation work.
+        Same result.
 
     Returns
     -------
@@ -195,14 +214,22 @@ def score_annotations(
     masks = require_masks(masks)
     k = len(masks)
     require_iou_threshold(iou_threshold)
+    prepared = require_prepared(prepared, masks)
+    if prepared is None:
+        overlaps = pairwise_overlaps(masks)
+        prepared = prepare_masks(masks, overlaps=overlaps)
+    else:
+        overlaps = shared_overlaps(prepared)
     w, outliers = panel_weights(
         masks, None if weights is None else require_weights(weights, k),
-        iou_threshold=iou_threshold,
+        iou_threshold=iou_threshold, overlaps=overlaps,
     )
     expectation = _require_expected(expected, k)
+    # the k leave-one-out fusions share each annotation's distance maps and overlap tables
     scores = [
         _score_one(i, masks[i],
-                   leave_one_out(masks, i, w, iou_threshold=iou_threshold, outliers=outliers),
+                   leave_one_out(masks, i, w, iou_threshold=iou_threshold, outliers=outliers,
+                                 prepared=prepared),
                    iou_threshold=iou_threshold)
         for i in range(k)
     ]
@@ -241,9 +268,13 @@ def boundary_count(cmp: Comparison) -> int:
 def _score_one(
     i: int, mask: np.ndarray, ref: Reference, *, iou_threshold: float
 ) -> AnnotationScore:
-    hard = compare_labels(ref.certain(), mask, iou_threshold=iou_threshold)
-    full = compare_labels(ref.labels, mask, iou_threshold=iou_threshold)
+    # one overlap table and one outline count serve both comparisons
     ov = instance_overlaps(ref.labels, mask)
+    outline = perimeters(ref.labels)
+    hard = compare_labels(ref.labels, mask, iou_threshold=iou_threshold, perimeter=outline,
+                          overlaps=restrict_reference(ov, ref.ids[ref.share >= 0.5]))
+    full = compare_labels(ref.labels, mask, iou_threshold=iou_threshold, overlaps=ov,
+                          perimeter=outline)
 
     sure = ref.ids[ref.share >= SURE_SHARE]
     if sure.size == 0:  # the others agree on no cell: the plain reference stands in
@@ -289,14 +320,18 @@ def _score_one(
 
 def centroids(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """(row, col) centroid of each given id, shape (n, 2) float64 (ids must be present)."""
-    seq, present = sequential_labels(labels)
-    top = present.size + 1
-    rows, cols = np.nonzero(seq)  # the cells' pixels only, in the same (row-major) order
-    which = seq[rows, cols]
+    counts = id_counts(labels)
+    if counts is None:  # ids too sparse for a table: renumber first
+        seq, present = sequential_labels(labels)
+        k = np.searchsorted(present, np.asarray(ids, dtype=np.int64)) + 1
+    else:
+        seq, k = labels, np.asarray(ids, dtype=np.int64)
+    rows, cols = np.nonzero(seq != 0)  # the cells' pixels only, in row-major order
+    which = seq[rows, cols].astype(np.intp, copy=False)
+    top = int(which.max(initial=0)) + 1
     area = np.bincount(which, minlength=top).astype(float)
     cy = np.bincount(which, weights=rows, minlength=top)
     cx = np.bincount(which, weights=cols, minlength=top)
-    k = np.searchsorted(present, np.asarray(ids, dtype=np.int64)) + 1
     return np.stack([cy[k] / area[k], cx[k] / area[k]], axis=1)
 
 

@@ -22,6 +22,7 @@ from qa.services.project_settings import (
 )
 from qa.services.qa_run import ALGORITHM_VERSION, analyse, annotations_for_qa, image_qa_run
 from qa.services.qualification import (
+    guideline_version_for_requalification,
     qualification_list,
     qualified_annotator_ids,
     requalification_require,
@@ -37,7 +38,7 @@ from qa.services.review import review_act
 __all__ = [
     "ALGORITHM_VERSION", "analyse", "annotation_submitted", "annotations_for_qa",
     "annotator_request", "audit_record", "gate_evaluate", "gate_image", "gold_current",
-    "gold_scores", "gold_set", "image_qa_run", "policy_create", "policy_current", "policy_get",
+    "gold_scores", "gold_set", "guideline_version_for_requalification", "image_qa_run", "policy_create", "policy_current", "policy_get",
     "policy_publish", "policy_update", "project_regate", "qa_run_enqueue", "qa_run_request",
     "qualification_list", "qualified_annotator_ids", "redundancy_check", "reliability_apply_run",
     "reliability_recompute", "reliability_recompute_request", "qa_settings_get", "qa_settings_update", "reliability_weights", "requalification_require", "review_act",

@@ -1,4 +1,5 @@
-"""Use cases: a project's QA settings (k_min..k_max, qualification) and project-wide jobs."""
+"""Use cases: a project's QA settings (k_min..k_max, qualification, reference model) and
+project-wide jobs."""
 
 from __future__ import annotations
 
@@ -10,24 +11,33 @@ from annotation.models import Job, Project
 from annotation.services.jobs import job_create
 from config.errors import InvalidInput
 from qa.enums import AuditKind
+from qa.models import QaSettings
 from qa.services.audit import audit_record
+from qa.services.model_reference import reference_model_get
 from qa.services.policies import ACTING_ROLES
 
 RECOMPUTE_TASK = "qa.reliability_recompute"
 SETTINGS = ("max_annotators_per_image", "qualification_gold_images", "qualification_min_f1",
             "qualification_min_iou")
+#: Kept in :class:`~qa.models.QaSettings` rather than on the project row.
+REFERENCE_MODEL = "reference_model"
+_KEEP = object()
 
 
 def qa_settings_get(*, actor, project: Project) -> dict:
     check_project_role(user=actor, project=project)
+    setting = QaSettings.objects.filter(project=project).first()
     return {"k_min": project.annotators_per_image, "k_max": project.max_annotators_per_image,
-            **{name: getattr(project, name) for name in SETTINGS}}
+            **{name: getattr(project, name) for name in SETTINGS},
+            REFERENCE_MODEL: setting.reference_model_id if setting is not None else None}
 
 
 @transaction.atomic
 def qa_settings_update(*, actor, project: Project, **changes) -> dict:
-    """Change QA settings (managers); k_max must be at least k (annotators_per_image)."""
+    """Change QA settings (managers); k_max must be at least k (annotators_per_image), a
+    reference model (id, or None to clear) must be one of the project's model versions."""
     check_project_role(user=actor, project=project, roles=[Role.MANAGER])
+    reference = changes.pop(REFERENCE_MODEL, _KEEP)
     unknown = sorted(set(changes) - set(SETTINGS))
     if unknown:
         raise InvalidInput(f"unknown QA setting {unknown[0]!r}", field=unknown[0])
@@ -39,12 +49,20 @@ def qa_settings_update(*, actor, project: Project, **changes) -> dict:
             f"{project.annotators_per_image}", field="max_annotators_per_image",
         )
     before = {name: getattr(project, name) for name in changes}
+    after = dict(changes)
+    if reference is not _KEEP:
+        model_version = None if reference is None else reference_model_get(
+            project=project, model_version_id=reference)
+        setting, _ = QaSettings.objects.select_for_update().get_or_create(project=project)
+        before[REFERENCE_MODEL], after[REFERENCE_MODEL] = setting.reference_model_id, reference
+        setting.reference_model = model_version
+        setting.save()
     for name, value in changes.items():
         setattr(project, name, value)
     project.save(update_fields=[*changes, "updated_at"])
     audit_record(project=project, kind=AuditKind.SETTINGS, actor=actor,
-                 summary=f"QA settings changed: {', '.join(sorted(changes)) or 'nothing'}",
-                 links={"before": before, "after": dict(changes)})
+                 summary=f"QA settings changed: {', '.join(sorted(after)) or 'nothing'}",
+                 links={"before": before, "after": after})
     return qa_settings_get(actor=actor, project=project)
 
 

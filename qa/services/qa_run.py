@@ -7,7 +7,9 @@ every annotation (:mod:`qa.noise`), checks each mask against the rules of the gu
 version it was made under, scores gold images against their truth, and stores it all as
 one :class:`~qa.models.QaRun`. Then, in order: the run counts for the annotators'
 reliability, it is gated, qualification is updated, and adaptive redundancy may ask for
-one more annotator.
+one more annotator. With a reference model (asked for, or the project's setting) the run
+also stores where the model's prediction disagrees with the consensus
+(:mod:`qa.services.model_reference`); the model is never one of the annotators.
 """
 
 from __future__ import annotations
@@ -25,13 +27,19 @@ from annotation.models import Annotation, Image
 from annotation.services.storage import staged_files
 from config.errors import Conflict
 from guidelines.rules import evaluate_rules, pixel_size_from_metadata
-from qa.consensus import Consensus, fuse
+from qa.consensus import Consensus, fuse, prepare_masks
 from qa.enums import QaRunStatus, QaTrigger
 from qa.metrics import match_instances, pairwise_agreement
 from qa.models import ImageQaState, QaRun, QaRunAnnotation
 from qa.noise import flag_instances, score_annotations
 from qa.services.gold import gold_current, gold_scores
 from qa.services.masks import mask_encode, mask_read
+from qa.services.model_reference import (
+    ModelReference,
+    model_reference_compute,
+    model_reference_store,
+    reference_model_get,
+)
 from qa.services.policies import ACTING_ROLES
 
 logger = logging.getLogger(__name__)
@@ -78,7 +86,8 @@ class Analysis:
 
 def analyse(masks: list[np.ndarray], weights: list[float]) -> Analysis:
     """Fuse, compare, score and flag k label images of one image (k >= 1)."""
-    consensus = fuse(masks, iou_threshold=IOU_THRESHOLD, weights=weights)
+    prepared = prepare_masks(masks)  # shared by the consensus and the leave-one-out scores
+    consensus = fuse(prepared, iou_threshold=IOU_THRESHOLD, weights=weights)
     k = len(masks)
     if k < 2:
         one = np.ones((k, k))
@@ -88,7 +97,8 @@ def analyse(masks: list[np.ndarray], weights: list[float]) -> Analysis:
     for i in range(k):
         for j in range(i + 1, k):
             pq[i, j] = pq[j, i] = match_instances(masks[i], masks[j], iou_threshold=IOU_THRESHOLD).panoptic_quality
-    scores = score_annotations(masks, weights=weights, iou_threshold=IOU_THRESHOLD)
+    scores = score_annotations(masks, weights=weights, iou_threshold=IOU_THRESHOLD,
+                               prepared=prepared)
     flags = flag_instances(masks, consensus=consensus, weights=weights, iou_threshold=IOU_THRESHOLD,
                            min_score=MIN_FLAG_SCORE, seed=0)
     return Analysis(consensus, np.asarray(pa.f1), np.asarray(pa.mean_iou), pq, scores, flags)
@@ -114,12 +124,14 @@ def _round(m: np.ndarray) -> list[list[float]]:
 
 
 def image_qa_run(*, image: Image, trigger: QaTrigger = QaTrigger.ON_DEMAND, actor=None,
-                 follow_up: bool = True) -> QaRun:
+                 follow_up: bool = True, reference_model: int | None = None) -> QaRun:
     """Run QA on an image now and store it; then reliability, gate, qualification, redundancy.
 
     Preconditions: the image has at least one submitted annotation (409 otherwise); an
-    ``actor`` (on-demand runs) is a QA lead or manager. Automatic triggers skip the work
-    and return the latest run when it already used exactly these revisions.
+    ``actor`` (on-demand runs) is a QA lead or manager; ``reference_model`` (a model
+    version id; default: the project's QA setting) is one of the project's models.
+    Automatic triggers skip the work and return the latest run when it already used
+    exactly these revisions.
     """
     project = image.project
     if actor is not None:
@@ -133,6 +145,7 @@ def image_qa_run(*, image: Image, trigger: QaTrigger = QaTrigger.ON_DEMAND, acto
         if used == {a.pk for a in annotations}:
             return previous
 
+    model_version = reference_model_get(project=project, model_version_id=reference_model)
     started = time.perf_counter()
     from qa.services.reliability import reliability_weights  # after the models are loaded
 
@@ -143,9 +156,13 @@ def image_qa_run(*, image: Image, trigger: QaTrigger = QaTrigger.ON_DEMAND, acto
     truth = gold_current(image=image) if image.is_gold else None
     gold = gold_scores(mask_read(truth.file.name), masks) if truth is not None else None
     violations = [v for a, m in zip(annotations, masks, strict=True) for v in _violations(a, m, image)]
+    duration_ms = int((time.perf_counter() - started) * 1000)  # the run's own work, without the model
+    reference = None if model_version is None else model_reference_compute(
+        model_version=model_version, image=image, consensus_labels=analysis.consensus.labels,
+        iou_threshold=IOU_THRESHOLD)
     run = _store(image=image, trigger=trigger, actor=actor, annotations=annotations, weights=weights,
                  analysis=analysis, gold=gold, truth=truth, violations=violations,
-                 duration_ms=int((time.perf_counter() - started) * 1000))
+                 duration_ms=duration_ms, reference=reference)
     if follow_up:
         qa_run_follow_up(qa_run=run)
     return run
@@ -165,7 +182,7 @@ def qa_run_follow_up(*, qa_run: QaRun) -> None:
 
 
 def _store(*, image, trigger, actor, annotations, weights, analysis: Analysis, gold, truth,
-           violations, duration_ms) -> QaRun:
+           violations, duration_ms, reference: ModelReference | None) -> QaRun:
     project = image.project
     c = analysis.consensus
     k = len(annotations)
@@ -218,6 +235,8 @@ def _store(*, image, trigger, actor, annotations, weights, analysis: Analysis, g
             )
             for j, a in enumerate(annotations)
         ])
+        if reference is not None:
+            model_reference_store(qa_run=run, reference=reference, staged=staged)
         state, _ = ImageQaState.objects.select_for_update().get_or_create(image=image, defaults={"project": project})
         if state.latest_run_id is None or state.latest_run_id < run.pk:  # two workers raced
             state.latest_run = run

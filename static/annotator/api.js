@@ -1,5 +1,7 @@
 // api.js — the workspace's client of the CellCurate REST API (session auth + CSRF token).
 
+import { decodeLabelPng } from "./png.js";
+
 export class ApiError extends Error {
   constructor(status, body, message) {
     super(message);
@@ -62,7 +64,8 @@ export class ApiClient {
     const buffer = await response.arrayBuffer();
     const [channels, height, width] = shape;
     const plane = width * height;
-    const all = new Typed(buffer);
+    // A stored label PNG passed through as it is (?encoding=png): inflated here.
+    const all = response.headers.get("X-Array-Encoding") === "png" ? (await decodeLabelPng(buffer)).ids : new Typed(buffer);
     if (all.length !== plane * channels) throw new Error(`raw array has ${all.length} samples, expected ${plane * channels}`);
     const planes = [];
     for (let c = 0; c < channels; c++) planes.push(all.subarray(c * plane, (c + 1) * plane));

@@ -212,6 +212,27 @@ export class LabelMap {
     return painted;
   }
 
+  /**
+   * Write `value` where a full-size 0/1 `mask` is set, inside its inclusive bbox
+   * [x0, y0, x1, y1] (an assist proposal). Protect mode keeps other cells' pixels.
+   * Returns the pixels written.
+   */
+  paintMask(mask, [x0, y0, x1, y1], value, { protect = false } = {}) {
+    const w = this.width, d = this.data;
+    x0 = Math.max(0, x0); y0 = Math.max(0, y0);
+    x1 = Math.min(w - 1, x1); y1 = Math.min(this.height - 1, y1);
+    let painted = 0;
+    for (let y = y0; y <= y1; y++) {
+      for (let x = x0, i = y * w + x0; x <= x1; x++, i++) {
+        if (!mask[i] || d[i] === value || !LabelMap.allowed(d[i], value, protect, value)) continue;
+        this.set(i, value);
+        painted++;
+      }
+    }
+    if (painted) this.markDirty(x0, y0, x1, y1);
+    return painted;
+  }
+
   /** Bounding box {x0, y0, x1, y1} of one id, or null when absent. */
   bbox(id) {
     if (!this.areas.has(id)) return null;

@@ -24,7 +24,9 @@ export class Editor {
     this.panning = null;
     this.spaceDown = false;
     this.enabled = true;
+    this.keys = { ...KEYS };
     this.strokeTimes = [];   // ms spent applying each pointer event of a stroke
+    this.handlers = {};      // tools added by other modules (assist): name -> handler
     view.overlay = (ctx, v) => this.drawOverlay(ctx, v);
     this.bind();
   }
@@ -37,8 +39,17 @@ export class Editor {
     };
   }
 
+  /**
+   * Add a tool implemented elsewhere. The handler gets down(x, y, event), move(x, y),
+   * up(), key(event) -> handled?, and drawOverlay(ctx, view) (called whatever the tool).
+   */
+  registerTool(name, handler, key) {
+    this.handlers[name] = handler;
+    if (key) this.keys[key] = name;
+  }
+
   setTool(tool) {
-    if (!TOOLS.includes(tool)) return;
+    if (!TOOLS.includes(tool) && !this.handlers[tool]) return;
     this.tool = tool;
     this.path = null;
     this.changed();
@@ -209,6 +220,8 @@ export class Editor {
         this.dragging = true;
         break;
       case "split": this.path = [[x, y]]; this.dragging = true; break;
+      default:
+        if (this.handlers[this.tool]) { this.handlers[this.tool].down(x, y, e); this.view.redraw(); }
     }
   }
 
@@ -228,6 +241,7 @@ export class Editor {
       this.continueStroke(pts);
       return;
     }
+    if (this.handlers[this.tool]) this.handlers[this.tool].move(x, y);
     if (this.dragging && this.path) {
       const [lx, ly] = this.path[this.path.length - 1];
       if (Math.hypot(lx - x, ly - y) * this.view.zoom >= 3) this.path.push([x, y]);
@@ -238,6 +252,7 @@ export class Editor {
   pointerUp() {
     if (this.panning) { this.panning = null; return; }
     if (this.stroking) { this.endStroke(); return; }
+    if (this.handlers[this.tool]) { this.handlers[this.tool].up(); this.view.redraw(); return; }
     if (!this.dragging) return;
     this.dragging = false;
     if (this.tool === "split" && this.path) {
@@ -258,7 +273,9 @@ export class Editor {
     if ((e.ctrlKey || e.metaKey) && key === "y") { e.preventDefault(); this.doRedo(); return; }
     if (e.ctrlKey || e.metaKey || e.altKey) return;
     if (e.key === " ") { this.spaceDown = true; e.preventDefault(); return; }
-    if (KEYS[key]) { this.setTool(KEYS[key]); return; }
+    const handler = this.handlers[this.tool];
+    if (handler && handler.key(e)) { e.preventDefault(); return; }
+    if (this.keys[key]) { this.setTool(this.keys[key]); return; }
     switch (e.key) {
       case "n": case "N": this.newCell(); break;
       case "Delete": case "Backspace": this.deleteCell(); break;
@@ -274,6 +291,7 @@ export class Editor {
   }
 
   drawOverlay(ctx, view) {
+    for (const handler of Object.values(this.handlers)) handler.drawOverlay(ctx, view);
     ctx.lineWidth = 1.5 * view.dpr;
     if (this.path && this.path.length) {
       ctx.strokeStyle = this.tool === "split" ? "#ff5050" : "#ffffff";

@@ -196,6 +196,12 @@ export class MaskLayer {
     return c & 0xffffff;
   }
 
+  /** Give an id a fixed colour (its cell class), or its own colour back with null. */
+  setColour(id, rgb) {
+    this.rgb(id);   // grows the palette to hold id
+    this._pal[id] = rgb ? 0x1000000 | (rgb[2] << 16) | (rgb[1] << 8) | rgb[0] : 0;
+  }
+
   /** Redraw the rectangle (inclusive), grown by one pixel for outlines. */
   update(rect) {
     if (!rect) return;

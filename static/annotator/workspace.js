@@ -4,8 +4,10 @@
 // autosave, rule check, timer and submit. Exposes window.__annotator for tests.
 
 import { ApiClient, ApiError } from "./api.js";
+import { Assist } from "./assist.js";
 import { Autosave } from "./autosave.js";
 import { ChannelControls } from "./channels.js";
+import { CellClasses, cocoDocument } from "./classes.js";
 import { LabelMap } from "./labelmap.js";
 import { compactIds, encodeLabelPng } from "./png.js";
 import { RuleCheck } from "./rules.js";
@@ -53,7 +55,10 @@ async function loadStart(api, cfg) {
   const draft = cfg.draft;
   if (draft && draft.current) {
     const raw = await api.rawArray(cfg.urls.draftLabels);
-    return { labels: raw.planes[0], draft, note: `Restored your draft (saved ${new Date(draft.savedAt).toLocaleString()}).` };
+    const note = draft.modelAssisted
+      ? `Pre-annotated by model ${draft.model || "(removed)"}: correct its cells, then submit.`
+      : `Restored your draft (saved ${new Date(draft.savedAt).toLocaleString()}).`;
+    return { labels: raw.planes[0], draft, note };
   }
   let note = "";
   if (draft) note = `A draft based on revision ${draft.baseRevision} was not restored: revision ${base} is newer. `;
@@ -72,14 +77,25 @@ async function main() {
   window.__annotator = hook;
 
   const saveStatus = (text, kind) => { const n = $("save-status"); n.textContent = text; n.dataset.kind = kind || ""; };
-  let labels = null, editor = null, timer = null;
+  let labels = null, editor = null, timer = null, classes = null;
+  // A model's pre-annotation stays the origin of every revision made from it.
+  const modelAssisted = !!(cfg.draft && cfg.draft.current && cfg.draft.modelAssisted);
   const form = async () => {
-    const ids = compactIds(labels.data);
     const body = new FormData();
     body.set("assignment", String(cfg.assignment.id));
-    body.set("mask", await encodeLabelPng(ids, labels.width, labels.height), "mask.png");
+    const classOf = classes.present();
+    if (Object.keys(classOf).length) {
+      // Classes travel in a COCO document (a PNG label image has no place for them).
+      const doc = cocoDocument(labels, classOf, classes.names);
+      body.set("mask", new Blob([JSON.stringify(doc)], { type: "application/json" }), "mask.json");
+      body.set("mask_format", "coco");
+      body.set("source", "manual");
+    } else {
+      body.set("mask", await encodeLabelPng(compactIds(labels.data), labels.width, labels.height), "mask.png");
+    }
     body.set("base_revision", String(cfg.latest ? cfg.latest.revision : 0));
     body.set("time_spent_s", String(Math.round(timer.seconds)));
+    if (modelAssisted) body.set("source", "model_assisted");
     return body;
   };
   const autosave = new Autosave({
@@ -88,7 +104,7 @@ async function main() {
       const body = new FormData();
       body.set("labels", await encodeLabelPng(compactIds(labels.data), labels.width, labels.height), "draft.png");
       body.set("base_revision", String(cfg.latest ? cfg.latest.revision : 0));
-      body.set("state", JSON.stringify({ timeSpentS: Math.round(timer.seconds), activeId: editor.activeId }));
+      body.set("state", JSON.stringify({ timeSpentS: Math.round(timer.seconds), activeId: editor.activeId, classes: classes.present() }));
       return body;
     },
   });
@@ -109,10 +125,13 @@ async function main() {
   setStatus("Loading the mask…");
   const start = await startPromise;
   labels = new LabelMap(raw.width, raw.height, start.labels);
+  timings.labelMap = performance.now();
   const mask = new MaskLayer(labels);
+  timings.maskTiles = performance.now();
   view.mask = mask;
   mask.updateAll();
   labels.takeDirty();
+  timings.maskPainted = performance.now();
   view.draw();
   hook.openMs = timings.mask = performance.now();
   timer = new ActiveTimer($("time-spent"), start.draft?.state?.timeSpentS || 0);
@@ -123,8 +142,9 @@ async function main() {
     onSelectCell: (id) => { editor.select(id); zoomToCell(id); },
   });
   let submitKey = null;
-  const onEdit = () => { submitKey = null; autosave.touch(); };
+  const onEdit = () => { submitKey = null; if (classes) classes.prune(); autosave.touch(); };
   const onState = (state) => {
+    if (classes && classes.selected !== state.selected) classes.select(state.selected);
     for (const b of document.querySelectorAll("[data-tool]")) b.setAttribute("aria-pressed", String(b.dataset.tool === state.tool));
     $("brush-size").value = String(state.brushSize);
     $("brush-size-value").textContent = String(state.brushSize);
@@ -139,6 +159,12 @@ async function main() {
     notify: (text) => setStatus(text, "warn"),
   });
   if (start.draft?.state?.activeId) editor.activeId = start.draft.state.activeId;
+  classes = new CellClasses({
+    names: cfg.project.cellClasses, labels, mask,
+    initial: start.draft ? start.draft.state?.classes : cfg.latest?.instanceClasses,
+    ui: { picker: $("cell-class"), legend: $("class-legend"), note: $("cell-class-note") },
+    onChange: () => { onEdit(); view.redraw(); },
+  });
 
   const zoomToCell = (id) => {
     const box = labels.bbox(id);
@@ -187,10 +213,14 @@ async function main() {
       $("mask-mode").value = mask.mode; mask.updateAll(); view.redraw();
     }
   });
-  const assist = $("assist");
-  if (cfg.assist.available) {
-    assist.title = "SAM assist exists on this server but this workspace does not drive it yet.";
-    $("assist-note").textContent = "SAM assist: not wired into this editor yet.";
+  let assist = null;
+  if (cfg.assist.url) {
+    assist = new Assist({
+      api, url: cfg.assist.url, editor, notify: (text) => setStatus(text),
+      ui: { panel: $("assist-panel"), method: $("assist-method"), accept: $("assist-accept"), reject: $("assist-reject") },
+    });
+    editor.registerTool("assist", assist, "i");
+    $("assist").disabled = false;
   } else {
     $("assist-note").textContent = cfg.assist.note;
   }
@@ -232,7 +262,9 @@ async function main() {
   });
 
   Object.assign(hook, {
-    ready: true, labels, image, mask, view, editor, undo, autosave, rules, timer, channels,
+    ready: true, labels, image, mask, view, editor, undo, autosave, rules, timer, channels, assist, classes,
+    /** {"<id>": "<class>"} of the cells that exist. */
+    classOf: () => classes.present(),
     /** Ids and their areas, e.g. {"1": 812, "2": 640}. */
     areas: () => Object.fromEntries([...labels.areas.entries()].sort((a, b) => a[0] - b[0])),
     idAt: (x, y) => labels.data[y * labels.width + x],

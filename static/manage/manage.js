@@ -95,6 +95,41 @@ function wireDrop() {
   zone.addEventListener("keydown", (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); $("file-input").click(); } });
 }
 
+const send = (url, method, body) => api.json(url, { method, body: body === undefined ? undefined : JSON.stringify(body), headers: { "Content-Type": "application/json", Accept: "application/json" } });
+
+function say(id, text, ok) { const out = $(id); out.className = ok ? "mg-ok" : "mg-err"; out.textContent = text; }
+
+/** Members: change a role (PATCH), remove (DELETE), add by username (POST); the table is the page's. */
+function wireMembers() {
+  const memberUrl = (tr) => `${cfg.urls.members}${tr.dataset.member}/`;
+  $("members").addEventListener("change", async (ev) => {
+    const tr = ev.target.closest("tr[data-member]");
+    if (!tr || !ev.target.matches("[data-role]")) return;
+    try {
+      const m = await send(memberUrl(tr), "PATCH", { role: ev.target.value });
+      say("member-result", `${m.username} is now ${m.role}.`, true);
+    } catch (err) { say("member-result", err.message, false); }
+  });
+  $("members").addEventListener("click", async (ev) => {
+    const tr = ev.target.closest("tr[data-member]");
+    if (!tr || !ev.target.matches("[data-remove]")) return;
+    try {
+      await api.request(memberUrl(tr), { method: "DELETE" });
+      say("member-result", `${tr.dataset.username} removed.`, true);
+      tr.remove();
+    } catch (err) { say("member-result", err.message, false); }
+  });
+  $("member-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = new FormData(ev.target);
+    try {
+      const m = await send(cfg.urls.members, "POST", { username: String(f.get("username")).trim(), role: f.get("role") });
+      say("member-result", `${m.username} added as ${m.role}.`, true);
+      window.setTimeout(() => window.location.reload(), 300);
+    } catch (err) { say("member-result", err.message, false); }
+  });
+}
+
 function wireForms() {
   $("generate").addEventListener("click", async () => {
     const out = $("generate-result");
@@ -107,16 +142,21 @@ function wireForms() {
         : `Job ${job.id}: ${job.status}.`;
     } catch (err) { out.textContent = err instanceof ApiError ? err.message : err.message; }
   });
+  let kMin = Number($("settings-form").elements.annotators_per_image.value);
   $("settings-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const out = $("settings-result");
-    const body = {};
-    for (const [k, v] of new FormData(ev.target).entries()) body[k] = v === "" ? null : Number(v);
+    const bodies = { project: {}, settings: {} };
+    for (const input of ev.target.querySelectorAll("[data-api]")) bodies[input.dataset.api][input.name] = input.value === "" ? null : Number(input.value);
+    // QA settings check k max against the stored k min: raise k min after k max, lower it before.
+    const order = bodies.project.annotators_per_image > kMin ? ["settings", "project"] : ["project", "settings"];
     try {
-      await api.json(cfg.urls.settings, { method: "PATCH", body: JSON.stringify(body), headers: { "Content-Type": "application/json" } });
+      for (const which of order) await send(cfg.urls[which], "PATCH", bodies[which]);
+      kMin = bodies.project.annotators_per_image;
       out.className = "mg-ok"; out.textContent = "Saved.";
     } catch (err) { out.className = "mg-err"; out.textContent = err.message; }
   });
+  wireMembers();
 }
 
 wireDrop();

@@ -38,7 +38,7 @@ async function loadSnapshots() {
     const counts = s.split_counts || {};
     const split = ["train", "val", "test"].map((k) => (counts[k] && typeof counts[k] === "object" ? counts[k].images ?? counts[k].items ?? "?" : counts[k] ?? 0)).join(" / ");
     body.append(el("tr", { dataset: { snapshot: String(s.id) } },
-      el("td", {}, el("strong", { text: `${s.name} v${s.version}` }), el("br"), el("span", { class: "muted", text: s.content_hash.slice(0, 12) })),
+      el("td", {}, el("a", { href: `${cfg.urls.snapshotPage}${s.id}/` }, el("strong", { text: `${s.name} v${s.version}` })), el("br"), el("span", { class: "muted", text: s.content_hash.slice(0, 12) })),
       el("td", { text: String(s.n_items) }), el("td", { text: String(s.n_cells) }), el("td", { text: split }),
       el("td", { text: new Date(s.created_at).toLocaleString() }), el("td", {}, fmt, " ", go)));
     select.append(el("option", { value: String(s.id), text: `${s.name} v${s.version} (${s.n_items} images)` }));
@@ -142,7 +142,7 @@ async function loadModels() {
   body.replaceChildren();
   for (const m of models) {
     body.append(el("tr", { dataset: { model: String(m.id) } },
-      el("td", {}, el("strong", { text: `${m.name} v${m.version}` }), el("span", { class: "muted", text: ` #${m.id}` })),
+      el("td", {}, el("a", { href: `${cfg.urls.modelPage}${m.id}/` }, el("strong", { text: `${m.name} v${m.version}` })), el("span", { class: "muted", text: ` #${m.id}` })),
       el("td", { text: m.backbone }), el("td", { text: `#${m.snapshot}` }), el("td", { text: metricsText(m.metrics) }),
       el("td", { class: "muted", text: (m.weights_sha256 || "").slice(0, 12) }), el("td", { text: new Date(m.created_at).toLocaleString() })));
   }

@@ -61,3 +61,13 @@ export function el(tag, attrs = {}, ...children) {
 }
 
 export const SERIES_COLOURS = ["#1f6feb", "#d1242f", "#1a7f37", "#8250df", "#bf8700", "#0a7ea4", "#cf222e", "#57606a"];
+
+/** Poll ``jobs/<id>/`` until the job ends, calling ``onUpdate(job)`` each time; resolves with the job. */
+export async function followJob(api, jobsUrl, jobId, onUpdate, { everyMs = 700 } = {}) {
+  for (;;) {
+    const job = await api.json(`${jobsUrl}${jobId}/`);
+    onUpdate(job);
+    if (["succeeded", "failed", "cancelled"].includes(job.status)) return job;
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}

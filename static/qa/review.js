@@ -172,6 +172,16 @@ function formBody(form) {
   return body;
 }
 
+/** The review POST of a form: multipart when it carries a file (a corrected mask), JSON otherwise. */
+function requestOf(form) {
+  if (form.querySelector("input[type=file]")) {
+    const data = new FormData(form);  // the browser sets the multipart boundary
+    data.append("action", form.dataset.action);
+    return { method: "POST", body: data };
+  }
+  return { method: "POST", body: JSON.stringify(formBody(form)), headers: { "Content-Type": "application/json" } };
+}
+
 function describe(d) {
   const what = d.action.replace(/_/g, " ");
   const mask = d.approved_mask ? ` → approved mask with ${d.approved_mask.n_cells} cells` : "";
@@ -187,9 +197,7 @@ function wireActions() {
       const button = form.querySelector("button");
       button.disabled = true;
       try {
-        const decision = await api.json(cfg.urls.review, {
-          method: "POST", body: JSON.stringify(formBody(form)), headers: { "Content-Type": "application/json" },
-        });
+        const decision = await api.json(cfg.urls.review, requestOf(form));
         const after = await api.json(cfg.urls.review);
         $("image-status").textContent = after.status;
         result.replaceChildren(el("p", { class: "qa-msg qa-msg-ok", id: "decision-done", text: `Done: ${describe(decision)}.` }));

@@ -945,3 +945,22 @@ def test_both_empty_is_where_we_differ_from_stardist_and_cellpose_on_purpose():
     assert (s.f1, s.accuracy) == (0, 0) and np.isnan(cp_ap[0])
     r = match_instances(empty, empty)
     assert (r.f1, r.ap) == (1.0, 1.0)
+
+
+def test_overlaps_counted_on_the_foreground_equal_the_full_table():
+    from qa.metrics import overlaps as ov_module
+
+    rng = np.random.default_rng(12)
+    for _ in range(40):
+        a = rng.integers(0, 9, (30, 40)) * (rng.random((30, 40)) < 0.2)  # sparse cells
+        b = rng.integers(0, 5, (30, 40)) * (rng.random((30, 40)) < rng.random())
+        a, b = a.astype(np.uint16), b.astype(np.int32)
+        fa, fb = a.ravel(), b.ravel()
+        fast = ov_module._overlaps_foreground(fa, fb, fa != 0, int(fa.max()), int(fb.max()))
+        full = ov_module._overlaps_dense(fa, fb, int(fa.max()), int(fb.max()))
+        public = instance_overlaps(a, b)  # takes the foreground path
+        for f in dataclasses.fields(full):
+            want = getattr(full, f.name)
+            assert np.array_equal(getattr(fast, f.name), want), f.name
+            assert np.array_equal(getattr(public, f.name), want), f.name
+            assert getattr(fast, f.name).dtype == want.dtype, f.name

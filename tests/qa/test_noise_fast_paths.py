@@ -8,8 +8,18 @@ from skimage.measure import regionprops_table
 from skimage.morphology import convex_hull_image
 from sklearn.ensemble import IsolationForest
 
-from qa.noise.compare import label_areas, present_ids, sequential_labels
+from qa.metrics import instance_overlaps
+from qa.noise.compare import (
+    compare_labels,
+    label_areas,
+    perimeters,
+    present_ids,
+    restrict_reference,
+    sequential_labels,
+)
+from qa.noise.convexity import convex_areas
 from qa.noise.features import cell_features, convex_pixels, outlier_scores
+from qa.noise.reference import confirmed_share, pairwise_f1, pairwise_overlaps
 from qa.simulate import CARELESS, EXPERT, simulate_annotation, simulate_image
 
 
@@ -55,6 +65,17 @@ def test_convex_pixels_equals_skimage_convex_hull_image():
     assert [convex_pixels(c) for c in crops] == [int(convex_hull_image(c).sum()) for c in crops]
 
 
+def test_convex_areas_of_all_cells_at_once_equal_skimage_convex_hull_image():
+    masks, _ = _masks()
+    rng = np.random.default_rng(4)  # plus ragged cells with gaps between their rows
+    ragged = (rng.integers(0, 9, (40, 40)) * (rng.random((40, 40)) < 0.5)).astype(np.int64)
+    for labels in [*masks, ragged, np.zeros((6, 6), np.int32)]:
+        seq, ids = sequential_labels(labels)
+        want = [int(convex_hull_image(labels == v).sum()) for v in ids]
+        assert convex_areas(seq, ids.size).tolist() == want
+        assert [convex_pixels(labels == v) for v in ids] == want
+
+
 def test_cell_features_equal_regionprops():
     masks, sim = _masks()
     f = cell_features(masks[1], sim.image)
@@ -77,3 +98,26 @@ def test_outlier_scores_equal_isolation_forest_predict():
     assert np.array_equal(is_out, forest.predict(scaled) == -1)
     assert np.array_equal(score, np.clip(-forest.score_samples(scaled), 0.0, 1.0))
     assert is_out[-5:].all()
+
+
+def test_tables_reused_across_comparisons_equal_fresh_ones():
+    masks, _ = _masks()
+    masks = [*masks, np.roll(masks[0], 9, axis=1)]  # a third, shifted: few confirmed cells
+    overlaps = pairwise_overlaps(masks)
+    f1 = pairwise_f1(masks, iou_threshold=0.5, overlaps=overlaps)
+    for (a, b) in overlaps:
+        assert f1[a, b] == compare_labels(masks[a], masks[b], iou_threshold=0.5).f1
+    for j in range(len(masks)):
+        assert confirmed_share(masks, j, overlaps=overlaps) == confirmed_share(masks, j)
+    # the reference restricted to some cells: the table of the image holding only those
+    ref, cand = masks[0], masks[1]
+    keep = present_ids(ref)[::3]
+    restricted = np.where(np.isin(ref, keep), ref, 0)
+    got = restrict_reference(instance_overlaps(ref, cand), keep)
+    want = instance_overlaps(restricted, cand)
+    for field in ("labels_a", "labels_b", "areas_a", "areas_b", "pairs", "intersections", "ious"):
+        assert np.array_equal(getattr(got, field), getattr(want, field)), field
+    full = compare_labels(restricted, cand, iou_threshold=0.5)
+    fast = compare_labels(restricted, cand, iou_threshold=0.5, overlaps=got,
+                          perimeter=perimeters(ref))
+    assert repr(full) == repr(fast)

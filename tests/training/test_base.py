@@ -105,6 +105,7 @@ def test_pair_validation_and_shapes():
 @pytest.mark.parametrize("module", [
     "training.backbones.base", "training.backbones.cellpose", "training.backbones.cellpose_net",
     "training.backbones.sam", "training.backbones.sam_model", "training.evaluate",
+    "training.backbones.uncertainty", "training.bioimageio",
 ])
 def test_importing_loads_neither_torch_nor_django(module):
     code = (f"import importlib, sys; importlib.import_module({module!r}); "

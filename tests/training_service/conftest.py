@@ -29,3 +29,22 @@ def run_body(**kw) -> dict:
             "options": dict(TINY_OPTIONS)}
     body.update(kw)
     return body
+
+
+def train_model(tw, capture, **spec):
+    """Run a tiny fine-tune through the service (eagerly) and return its ModelVersion."""
+    from training.services import RunSpec, run_create
+
+    fields = {"name": "nuclei-cp", "snapshot_id": tw.snapshot.pk, "hyperparameters": dict(TINY_HYPER),
+              "options": dict(TINY_OPTIONS), **spec}
+    with capture(execute=True):
+        run = run_create(actor=tw.users["ml_engineer"], project=tw.project, spec=RunSpec(**fields))
+    run.refresh_from_db()
+    assert run.model_version is not None, run.error
+    return run.model_version
+
+
+@pytest.fixture
+def tmodel(tworld, django_capture_on_commit_callbacks):
+    """A registered tiny Cellpose model version trained on ``tworld``'s snapshot."""
+    return train_model(tworld, django_capture_on_commit_callbacks, hyperparameters={**TINY_HYPER, "epochs": 1})

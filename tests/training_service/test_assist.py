@@ -116,3 +116,31 @@ def test_assist_with_sam_embeds_once_per_image_and_model(cell_world, api_client,
     assert second["embedding_cached"] is True and second["method"] == first["method"]
     third = api_client.post(url, {"box": [44, 24, 78, 56]}, format="json").json()
     assert third["rle"] == first["rle"]  # same embedding, same prompt, same mask
+
+
+def test_leasing_an_image_precomputes_its_embedding_when_sam_is_configured(
+        cell_world, api_client, settings, tmp_path, django_capture_on_commit_callbacks):
+    from annotation.enums import AssignmentStatus
+    from tests.factories import AssignmentFactory
+    from training.services.assist import assist_precompute_schedule
+
+    image = cell_world.cell_image
+    AssignmentFactory(image=image, annotator=cell_world.users["annotator"], status=AssignmentStatus.PENDING,
+                      priority=5)  # handed out before the world's own tasks
+    folder = f"training/embeddings/{image.sha256}"
+    settings.ASSIST_SAM_WEIGHTS = ""
+    assert assist_precompute_schedule(image=image) is False  # no SAM configured: nothing to do
+
+    settings.ASSIST_SAM_WEIGHTS = str(_tiny_sam_file(tmp_path / "tiny_sam.pt"))
+    settings.TRAINING_DEVICE = "cpu"
+    assert not training_storage().exists(folder)
+    api_client.force_authenticate(cell_world.users["annotator"])
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        leased = api_client.post("/api/v1/projects/world/assignments/next/", {}, format="json")
+    assert leased.status_code == 200 and leased.json()["image"]["id"] == image.pk
+    assert len(callbacks) == 1  # the embedding task, queued after the lease committed
+    assert len(training_storage().listdir(folder)[1]) == 1
+    # The editor's first prompt is decoder-only, and asking again queues nothing.
+    first = api_client.post(URL.format(image.pk), {"box": [44, 24, 78, 56]}, format="json").json()
+    assert first["embedding_cached"] is True and first["method"] == "sam:tiny_sam.pt"
+    assert assist_precompute_schedule(image=image) is False

@@ -11,27 +11,12 @@ import subprocess
 import sys
 import time
 
-import pytest
-from django.test.utils import override_settings
-
-from tests.conftest import REPO_ROOT, broker_configured
+from tests.conftest import REPO_ROOT
 from tests.training_service.conftest import run_body
 from training.enums import RunStatus
 from training.models import TrainingRun
 
 API = "/api/v1/projects/train/"
-
-
-def _drop_connections(app) -> None:
-    """Forget the app's cached broker connections and producers, so the next send opens
-    one to the broker now configured (earlier tests in the session may have opened one)."""
-    from kombu import pools
-
-    # kombu keeps one pool per connection in process-wide groups: closing a pool without
-    # clearing its group would hand the closed pool to the next sender of the same URL.
-    pools.reset()
-    app._pool = None
-    app.amqp._producer_pool = None
 
 
 def test_embedded_worker_settings_use_the_filesystem_transport(tmp_path):
@@ -48,35 +33,17 @@ def test_embedded_worker_settings_use_the_filesystem_transport(tmp_path):
     assert folder == str(tmp_path / "queue" / "messages") and (tmp_path / "queue" / "messages").is_dir()
 
 
-@pytest.mark.skipif(
-    broker_configured(),
-    reason="embedded-mode behaviour (no broker); in the broker run real workers would take "
-    "the two 50-epoch runs this test queues",
-)
-def test_starting_a_run_in_embedded_mode_returns_at_once(tworld, api_client, tmp_path,
+def test_starting_a_run_in_embedded_mode_returns_at_once(tworld, api_client, filesystem_broker,
                                                          django_capture_on_commit_callbacks):
-    from config.celery import app
-
-    folder = tmp_path / "queue"
-    folder.mkdir()
-    saved = {k: app.conf[k] for k in ("broker_url", "broker_transport_options", "task_always_eager")}
-    app.conf.update(broker_url="filesystem://", task_always_eager=False,
-                    broker_transport_options={"data_folder_in": str(folder), "data_folder_out": str(folder),
-                                              "control_folder": str(tmp_path / "control")})
-    _drop_connections(app)
+    folder = filesystem_broker
     api_client.force_authenticate(tworld.users["ml_engineer"])
     body = run_body(snapshot=tworld.snapshot.pk, hyperparameters={**run_body()["hyperparameters"], "epochs": 50})
-    try:
-        with override_settings(CELERY_TASK_ALWAYS_EAGER=False):
-            elapsed = []
-            for _ in range(2):  # the first request also opens the broker connection
-                start = time.perf_counter()
-                with django_capture_on_commit_callbacks(execute=True):
-                    response = api_client.post(API + "training-runs/", body, format="json")
-                elapsed.append(time.perf_counter() - start)
-    finally:
-        app.conf.update(saved)
-        _drop_connections(app)
+    elapsed = []
+    for _ in range(2):  # the first request also opens the broker connection
+        start = time.perf_counter()
+        with django_capture_on_commit_callbacks(execute=True):
+            response = api_client.post(API + "training-runs/", body, format="json")
+        elapsed.append(time.perf_counter() - start)
     assert response.status_code == 202, response.json()
     # 50 epochs take minutes; the request only validates, writes a row and a message.
     assert elapsed[1] < 1.0, f"the requests took {elapsed} s"

@@ -60,3 +60,59 @@ def test_manager_drops_three_images_and_sees_each_result(live_server, page, seen
     assert Assignment.objects.filter(image__project=project, annotator=annotator).count() == 2
     page.screenshot(path=str(screenshot_dir / "manage_page.png"), full_page=True)
     assert seen.dialogs == [] and seen.csp == [] and seen.errors == []
+
+
+def test_manager_edits_settings_members_and_filters_the_audit_log(live_server, page, seen, screenshot_dir):
+    from annotation.models import Membership, Project
+    from qa.models import AuditEvent
+
+    project = ProjectFactory(slug="set", name=f"Settings {XSS}", annotators_per_image=2, gold_share=0.0)
+    MembershipFactory(user=UserFactory(username="max"), project=project, role=Role.MANAGER)
+    MembershipFactory(user=UserFactory(username="ann"), project=project, role=Role.ANNOTATOR)
+    UserFactory(username="newbie")
+    log_in(page, live_server.url, "max")
+    page.goto(f"{live_server.url}/manage/set/")
+    page.wait_for_selector("#manage[data-state='ready']")
+
+    # k min up from 2 to 3 together with k max 4: the page orders the two PATCHes itself.
+    page.fill("#settings-form [name=annotators_per_image]", "3")
+    page.fill("#settings-form [name=max_annotators_per_image]", "4")
+    page.fill("#settings-form [name=gold_share]", "0.1")
+    page.fill("#settings-form [name=qualification_min_f1]", "0.7")
+    page.click("#settings-form button[type=submit]")
+    page.wait_for_selector("#settings-result.mg-ok")
+    project.refresh_from_db()
+    assert (project.annotators_per_image, project.max_annotators_per_image, project.gold_share) == (3, 4, 0.1)
+    assert project.qualification_min_f1 == 0.7
+    # Bad input: k max below k min is refused with the field named, nothing changes.
+    page.fill("#settings-form [name=max_annotators_per_image]", "1")
+    page.click("#settings-form button[type=submit]")
+    page.wait_for_selector("#settings-result.mg-err")
+    assert "max_annotators_per_image" in page.inner_text("#settings-result")
+    assert Project.objects.get(pk=project.pk).max_annotators_per_image == 4
+
+    page.fill("#member-form [name=username]", "newbie")
+    page.select_option("#member-form [name=role]", "qa_lead")
+    page.click("#member-form button")
+    page.wait_for_selector("#members tr[data-username='newbie']")
+    assert Membership.objects.get(project=project, user__username="newbie").role == "qa_lead"
+    page.select_option("#members tr[data-username='ann'] [data-role]", "ml_engineer")
+    page.wait_for_selector("#member-result:has-text('ann is now ml_engineer')")
+    assert Membership.objects.get(project=project, user__username="ann").role == "ml_engineer"
+    page.click("#members tr[data-username='newbie'] [data-remove]")
+    page.wait_for_selector("#member-result:has-text('newbie removed')")
+    assert not Membership.objects.filter(project=project, user__username="newbie").exists()
+
+    kinds = set(AuditEvent.objects.filter(project=project).values_list("kind", flat=True))
+    assert "settings" in kinds
+    page.goto(f"{live_server.url}/manage/set/?kind=settings&user=max#audit-log")
+    rows = page.locator("#audit tbody tr[data-kind]")
+    assert rows.count() == AuditEvent.objects.filter(project=project, kind="settings", actor__username="max").count() > 0
+    assert {r.get_attribute("data-kind") for r in rows.all()} == {"settings"}
+    page.goto(f"{live_server.url}/manage/set/?user=ann#audit-log")
+    assert page.locator("#audit tbody tr[data-kind]").count() == 0
+    assert "<script>" in page.inner_text("h1")
+    page.goto(f"{live_server.url}/manage/set/?kind=settings&since=2026-13-45#audit-log")
+    assert "since must be a day as YYYY-MM-DD" in page.inner_text("#error-since")
+    page.screenshot(path=str(screenshot_dir / "manage_settings_members_audit.png"), full_page=True)
+    assert seen.dialogs == [] and seen.errors == [] and seen.csp == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from annotation.enums import choices
-from annotation.serializers import FilterSerializer, StrictSerializer
+from annotation.serializers import FilterSerializer, ImageFilter, StrictSerializer
 from datasets.enums import Split
 from training.enums import Backbone, RunStatus
 from training.models import ModelVersion, TrainingRun
@@ -84,3 +84,37 @@ class AssistInput(StrictSerializer):
     channel = serializers.IntegerField(min_value=0, required=False, allow_null=True, default=None)
     model = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None,
                                      help_text="a registered SAM model version (default: the configured SAM)")
+
+
+class PredictInput(StrictSerializer):
+    images = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, min_length=1,
+                                   max_length=5000, help_text="image ids (or give `filter`)")
+    filter = ImageFilter(required=False, help_text="image metadata filter, as for `GET images/`")
+
+    def validate(self, attrs):
+        if ("images" in attrs) == ("filter" in attrs):
+            raise serializers.ValidationError({"images": ["give either `images` or `filter`"]})
+        return attrs
+
+
+class RankingQuery(FilterSerializer):
+    model = serializers.IntegerField(min_value=1, help_text="the model version that ranks")
+    refresh = serializers.BooleanField(required=False, default=False,
+                                       help_text="compute a new ranking even if one exists")
+
+
+class QueueInput(StrictSerializer):
+    images = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, min_length=1,
+                                   max_length=5000)
+    top = serializers.IntegerField(min_value=1, max_value=5000, required=False,
+                                   help_text="queue the top N of the latest ranking by `model`")
+    model = serializers.IntegerField(min_value=1, required=False)
+    kind = serializers.ChoiceField(choices=[("unlabelled", "unlabelled"), ("labelled", "labelled")],
+                                   default="unlabelled")
+
+    def validate(self, attrs):
+        if ("images" in attrs) == ("top" in attrs):
+            raise serializers.ValidationError({"images": ["give either `images` or `top`"]})
+        if "top" in attrs and "model" not in attrs:
+            raise serializers.ValidationError({"model": ["`top` needs the `model` whose ranking to use"]})
+        return attrs

@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
 from annotation.api.base import ProjectScopedView
+from annotation.serializers import JobOutput
 from training import selectors, services
 from training.api.serializers import (
     AssistInput,
     ModelFilter,
     ModelOutput,
+    PredictInput,
+    QueueInput,
+    RankingQuery,
     RunCreateInput,
     RunFilter,
     RunOutput,
 )
+from training.services import active_learning as al
 from training.services.assist import assist_segment
+from training.services.bioimageio import model_bioimageio_package, package_id
+from training.services.data import training_storage
+from training.services.preannotate import preannotate_start
 
 
 class RunListView(ProjectScopedView):
@@ -110,3 +119,72 @@ class AssistView(ProjectScopedView):
                                  points=v["points"], point_labels=v["point_labels"], channel=v["channel"],
                                  model_id=v["model"])
         return Response(outcome.as_dict())
+
+
+class ModelPredictView(ProjectScopedView):
+    serializer_class = PredictInput
+
+    @extend_schema(request=PredictInput, responses={202: JobOutput},
+                   description="Pre-annotate images with the model (ML engineers, managers): each open "
+                   "assignment of them gets a `model_assisted` draft. A job; poll `jobs/<id>/`.")
+    def post(self, request, slug, pk):
+        project = self.get_project()
+        model = selectors.model_get(user=request.user, project=project, model_id=pk)
+        data = PredictInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        job = preannotate_start(actor=request.user, project=project, model=model, image_ids=v.get("images"),
+                                filters=v.get("filter"))
+        return Response(JobOutput(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ActiveLearningView(ProjectScopedView):
+    serializer_class = RankingQuery
+
+    @extend_schema(parameters=[RankingQuery], responses={200: OpenApiTypes.OBJECT, 202: JobOutput},
+                   description="The latest ranking by a model: `unlabelled` images by its uncertainty, "
+                   "`labelled` ones by its disagreement with the QA consensus, highest score first. When "
+                   "there is none yet (or `refresh`), a job computes it: 202 with the job to poll.")
+    def get(self, request, slug):
+        query = RankingQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        project = self.get_project()
+        model = selectors.model_get(user=request.user, project=project, model_id=query.validated_data["model"])
+        ranking, job = al.ranking_get(user=request.user, project=project, model=model,
+                                      refresh=query.validated_data["refresh"])
+        if ranking is None:
+            return Response(JobOutput(job).data, status=status.HTTP_202_ACCEPTED)
+        return Response({**ranking, "job": job.pk})
+
+
+class ActiveLearningQueueView(ProjectScopedView):
+    serializer_class = QueueInput
+
+    @extend_schema(request=QueueInput, responses=OpenApiTypes.OBJECT,
+                   description="Managers: hand these images out first (assignment priority "
+                   f"{al.QUEUE_PRIORITY}), adding assignments where none is open.")
+    def post(self, request, slug):
+        data = QueueInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        project = self.get_project()
+        if "images" in v:
+            return Response(al.queue_for_annotation(actor=request.user, project=project, image_ids=v["images"]))
+        model = selectors.model_get(user=request.user, project=project, model_id=v["model"])
+        return Response(al.queue_top(actor=request.user, project=project, model=model, top=v["top"],
+                                     kind=v["kind"]))
+
+
+class ModelBioimageioView(ProjectScopedView):
+    serializer_class = ModelOutput
+
+    @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY},
+                   description="The model as a bioimage.io model package (bioimageio.spec 0.5 rdf.yaml, "
+                   "TorchScript weights, test input/output, cover, docs); Cellpose models only.")
+    def get(self, request, slug, pk):
+        project = self.get_project()
+        model = selectors.model_get(user=request.user, project=project, model_id=pk)
+        name = model_bioimageio_package(user=request.user, project=project, model=model)
+        filename = package_id(model).replace("/", "_") + ".bioimageio.zip"
+        return FileResponse(training_storage().open(name, "rb"), as_attachment=True, filename=filename,
+                            content_type="application/zip")

@@ -136,6 +136,24 @@ def label_boxes(label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ids, boxes
 
 
+def dense_pe(sam):
+    """The prompt encoder's dense positional encoding (1, C, h, w): a constant of the model.
+
+    Computed again only when its random buffer moves or is loaded; it costs tens of
+    milliseconds, a noticeable share of a decoder pass on a CPU.
+    """
+    import torch
+
+    buf = sam.prompt_encoder.pe_layer.positional_encoding_gaussian_matrix
+    key = (str(buf.device), buf.data_ptr(), buf._version)  # load_state_dict bumps _version
+    cached = getattr(sam.prompt_encoder, "_dense_pe_cache", None)
+    if cached is None or cached[0] != key:
+        with torch.no_grad():
+            cached = (key, sam.prompt_encoder.get_dense_pe())
+        sam.prompt_encoder._dense_pe_cache = cached
+    return cached[1]
+
+
 def decode(sam, embedding, input_size, original, *, boxes=None, points=None, labels=None,
             multimask=False, low_res=False):
     """Decoder logits for a batch of prompts given in original pixel coordinates."""
@@ -151,7 +169,7 @@ def decode(sam, embedding, input_size, original, *, boxes=None, points=None, lab
                torch.as_tensor(labels, dtype=torch.int64, device=dev))
     sparse, dense = sam.prompt_encoder(points=pts, boxes=box_t, masks=None)
     logits, iou = sam.mask_decoder(image_embeddings=embedding,
-                                   image_pe=sam.prompt_encoder.get_dense_pe(),
+                                   image_pe=dense_pe(sam),
                                    sparse_prompt_embeddings=sparse,
                                    dense_prompt_embeddings=dense, multimask_output=multimask)
     if low_res:

@@ -5,11 +5,16 @@ embedded once per image and model and the embedding cached in training storage
 (``training/embeddings/<image sha256>/<weights sha256>.pt``), so each prompt after the
 first runs the prompt encoder and mask decoder only.  Without weights (none can be
 downloaded) :func:`training.assist.segment_in_box` answers.  The answer says which did.
+
+When an annotator leases an image (``assignments/next/``) and ``ASSIST_SAM_WEIGHTS`` is
+set, :func:`assist_precompute_schedule` queues the embedding as a task, so the first
+prompt in the editor is already decoder-only.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -17,9 +22,8 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
+from django.db import transaction
 
-from annotation.imagefiles import read_image
 from annotation.models import Image, Project
 from annotation.selectors import image_get
 from config.errors import InvalidInput
@@ -27,7 +31,10 @@ from training.assist import METHOD as CLASSICAL
 from training.assist import check_box, segment_in_box
 from training.enums import Backbone
 from training.models import ModelVersion
-from training.services.data import file_download, local_workdir, sha256_file, training_storage
+from training.services.data import sha256_file, training_storage
+from training.services.predict import image_pixels, weights_file
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -53,12 +60,6 @@ def mask_rle(mask: np.ndarray) -> dict:
     if flat.size and flat[0]:
         counts = [0, *counts]
     return {"size": [int(mask.shape[0]), int(mask.shape[1])], "order": "C", "counts": counts}
-
-
-def _pixels(image: Image) -> np.ndarray:
-    with default_storage.open(image.file.name, "rb") as fh:
-        arr, info = read_image(fh.read(), max_pixels=settings.CELLCURATE_MAX_IMAGE_PIXELS)
-    return arr[0] if info.pages > 1 else arr
 
 
 def _check_prompts(box, points, point_labels, shape) -> tuple:
@@ -91,15 +92,9 @@ def _sam_weights(project: Project, model_id: int | None) -> tuple[str, Path] | N
             raise InvalidInput(f"model {model_id} not found in this project", field="model")
         if model.backbone != Backbone.SAM:
             raise InvalidInput(f"model {model} is not a SAM model", field="model")
-        return f"sam:{model.name}:v{model.version}", _model_file(model.weights, model.weights_sha256)
-    if settings.ASSIST_SAM_WEIGHTS:
-        return "sam:" + Path(settings.ASSIST_SAM_WEIGHTS).name, Path(settings.ASSIST_SAM_WEIGHTS)
-    return None
-
-
-@lru_cache(maxsize=8)
-def _model_file(name: str, sha256: str) -> Path:
-    return file_download(name, local_workdir("cellcurate-assist-") / Path(name).name)
+        return f"sam:{model.name}:v{model.version}", weights_file(model.weights, model.weights_sha256)
+    configured = _configured_sam()
+    return None if configured is None else ("sam:" + configured[0].name, configured[0])
 
 
 @lru_cache(maxsize=8)
@@ -114,6 +109,52 @@ def _load_sam(path: Path, mtime_ns: int):
     return sam_backbone.load_model(path, device=settings.TRAINING_DEVICE)
 
 
+def embedding_name(image: Image, weights_sha: str) -> str:
+    return f"training/embeddings/{image.sha256}/{weights_sha[:32]}.pt"
+
+
+def _configured_sam() -> tuple[Path, int] | None:
+    """The configured SAM weights file and its mtime, or None (unset or unreadable)."""
+    if not settings.ASSIST_SAM_WEIGHTS:
+        return None
+    path = Path(settings.ASSIST_SAM_WEIGHTS)
+    try:
+        return path, path.stat().st_mtime_ns
+    except OSError as exc:
+        logger.warning("ASSIST_SAM_WEIGHTS %s is unreadable: %s", path, exc)
+        return None
+
+
+def assist_precompute_schedule(*, image: Image) -> bool:
+    """Queue the embedding of a just-leased image for the configured SAM; whether it was queued.
+
+    Nothing is queued without ``ASSIST_SAM_WEIGHTS`` or when the embedding is cached.
+    Called by the ``assignments/next/`` view after the lease is taken.
+    """
+    configured = _configured_sam()
+    if configured is None:
+        return False
+    path, mtime = configured
+    if training_storage().exists(embedding_name(image, _weights_digest(path, mtime))):
+        return False
+    from training.tasks import assist_embed_task
+
+    transaction.on_commit(lambda: assist_embed_task.delay(image.pk))
+    return True
+
+
+def assist_embed(*, image_id: int) -> bool:
+    """Compute and cache an image's embedding for the configured SAM; whether it was computed now."""
+    configured = _configured_sam()
+    image = Image.objects.filter(pk=image_id).first()
+    if configured is None or image is None:
+        return False
+    path, mtime = configured
+    _, cached = embedding_get(sam=_load_sam(path, mtime), image=image, pixels=image_pixels(image),
+                              weights_sha=_weights_digest(path, mtime))
+    return not cached
+
+
 def embedding_get(*, sam, image: Image, pixels: np.ndarray, weights_sha: str) -> tuple[tuple, bool]:
     """The image's SAM embedding, from the storage cache or computed and cached; (it, was_cached)."""
     import torch
@@ -121,7 +162,7 @@ def embedding_get(*, sam, image: Image, pixels: np.ndarray, weights_sha: str) ->
     from training.backbones.sam_model import embed
 
     storage = training_storage()
-    name = f"training/embeddings/{image.sha256}/{weights_sha[:32]}.pt"
+    name = embedding_name(image, weights_sha)
     if storage.exists(name):
         with storage.open(name, "rb") as fh:
             obj = torch.load(io.BytesIO(fh.read()), map_location=sam.device, weights_only=True)
@@ -146,7 +187,7 @@ def sam_segment(sam, embedding: tuple, *, box=None, points=None, point_labels=No
     if points is not None:
         kw["points"] = np.asarray(points, dtype=np.float64)[None]
         kw["labels"] = np.asarray(point_labels)[None]
-    with torch.no_grad():
+    with torch.inference_mode():  # the mask leaves as numpy; no autograd bookkeeping at all
         logits, iou = decode(sam, emb, input_size, original, multimask=box is None, **kw)
     best = int(iou[0].argmax())
     return (logits[0, best] > sam.mask_threshold).cpu().numpy(), float(iou[0, best])
@@ -156,7 +197,7 @@ def assist_segment(*, actor, project: Project, image_id: int, box=None, points=N
                    channel: int | None = None, model_id: int | None = None) -> AssistOutcome:
     """One cell's mask for a prompt on an image the user may see (any role that sees it)."""
     image = image_get(user=actor, project=project, image_id=image_id)
-    pixels = _pixels(image)
+    pixels = image_pixels(image)
     shape = pixels.shape[:2] if pixels.ndim == 2 or pixels.shape[-1] <= 4 else pixels.shape[1:]
     pts, lab = _check_prompts(box, points, point_labels, shape)
     chosen = _sam_weights(project, model_id)

@@ -1,0 +1,143 @@
+"""Per-annotator work of a fusion, done once and shared by fusions of subsets of the masks.
+
+A QA run fuses the same annotations several times: all of them for the consensus and every
+leave-one-out subset for the annotation scores. What :func:`qa.consensus.fuse` does per
+annotator (renumbering, bounding boxes, areas, geometric ranks, signed distance maps) and
+per pair of annotators (the pixel overlap table of the first clustering) does not depend on
+which other masks are fused, so :func:`prepare_masks` computes it once and
+:meth:`PreparedMasks.subset` hands it to each fusion. Results are identical to fusing the
+masks directly: the geometric ranks of a subset order its instances exactly as ranks
+computed over the subset alone would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from qa.metrics import Overlaps, instance_overlaps
+from qa.metrics.validation import require_label_image
+
+from .clustering import instance_ranks, sequential_labels_and_areas
+from .voting import InstanceMap, instance_maps
+
+
+@dataclass(frozen=True)
+class _Annotation:
+    seq: np.ndarray
+    ids: np.ndarray
+    areas: np.ndarray
+    boxes: list
+    rank: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedMasks:
+    """Annotations of one image readied for :func:`qa.consensus.fuse` (pass it as ``masks``).
+
+    Attributes
+    ----------
+    shape : tuple of int
+        (H, W) of every mask.
+    index : tuple of int
+        Which of the prepared annotations these are (``subset`` picks some).
+    """
+
+    shape: tuple[int, int]
+    index: tuple[int, ...]
+    _all: tuple[_Annotation, ...] = field(repr=False)
+    _maps: dict = field(repr=False)
+    _overlaps: dict = field(repr=False)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def subset(self, which: Sequence[int]) -> PreparedMasks:
+        """The annotations ``which`` (indices into this set, in the order given)."""
+        index = tuple(self.index[int(j)] for j in which)
+        if not index:
+            raise ValueError("a subset must hold at least one mask")
+        return PreparedMasks(self.shape, index, self._all, self._maps, self._overlaps)
+
+    def annotation(self, j: int) -> _Annotation:
+        return self._all[self.index[j]]
+
+    def instance_maps(self, j: int) -> list[InstanceMap | None]:
+        """Signed distance maps of annotation ``j``'s instances (computed once)."""
+        g = self.index[j]
+        if g not in self._maps:
+            a = self._all[g]
+            self._maps[g] = instance_maps(a.seq, a.boxes, self.shape)
+        return self._maps[g]
+
+    def overlaps(self, a: int, b: int) -> Overlaps:
+        """Pixel overlaps of annotations ``a`` and ``b`` (computed once); pair indices are
+        sequential labels minus one."""
+        ga, gb = self.index[a], self.index[b]
+        if (ga, gb) not in self._overlaps:
+            if (gb, ga) in self._overlaps:
+                return self._overlaps[gb, ga].swapped()
+            self._overlaps[ga, gb] = instance_overlaps(self._all[ga].seq, self._all[gb].seq)
+        ov = self._overlaps[ga, gb]
+        # tables given for the original ids: the same pairs, labelled sequentially
+        return replace(ov, labels_a=np.arange(1, ov.n_a + 1), labels_b=np.arange(1, ov.n_b + 1))
+
+
+def shared_overlaps(prepared: PreparedMasks) -> dict[tuple[int, int], Overlaps]:
+    """Overlap table of every pair ``(a, b)``, ``a < b``, of the prepared annotations (ids
+    renumbered 1..n: pairs, areas and IoUs as for the original ids)."""
+    k = len(prepared)
+    return {(a, b): prepared.overlaps(a, b) for a in range(k) for b in range(a + 1, k)}
+
+
+def check_masks(masks: Sequence[np.ndarray]) -> list[np.ndarray]:
+    if isinstance(masks, np.ndarray):
+        if masks.ndim != 3:
+            raise ValueError(f"masks must be a sequence of 2-D label images or a (K, H, W) "
+                             f"array, got an array of shape {masks.shape}")
+        masks = list(masks)
+    if not isinstance(masks, Sequence) or isinstance(masks, str | bytes):
+        raise TypeError(f"masks must be a sequence of label images, got {type(masks).__name__}")
+    if len(masks) == 0:
+        raise ValueError("masks must hold at least one label image, got none")
+    out = [require_label_image(m, f"masks[{j}]") for j, m in enumerate(masks)]
+    for j, m in enumerate(out[1:], start=1):
+        if m.shape != out[0].shape:
+            raise ValueError(f"all masks must have the same shape: masks[0] is {out[0].shape}, "
+                             f"masks[{j}] is {m.shape}")
+    return out
+
+
+def prepare_masks(masks: Sequence[np.ndarray], *,
+                  overlaps: dict[tuple[int, int], Overlaps] | None = None) -> PreparedMasks:
+    """Ready K annotations of one image for several fusions of them or of their subsets.
+
+    Parameters
+    ----------
+    masks : sequence of ndarray of int, shape (H, W)
+        Instance label images (0 = background), all of one shape; at least one.
+    overlaps : dict, optional
+        ``{(a, b): instance_overlaps(masks[a], masks[b])}`` already computed for some pairs
+        (e.g. :func:`qa.noise.reference.pairwise_overlaps`); reused by the fusions.
+
+    Returns
+    -------
+    PreparedMasks
+        Pass it, or ``.subset([...])`` of it, to :func:`qa.consensus.fuse` as ``masks``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`qa.consensus.fuse` for malformed masks.
+    """
+    arrays = check_masks(masks)
+    parts = [sequential_labels_and_areas(m) for m in arrays]
+    boxes = [ndi.find_objects(seq, max_label=len(ids)) for seq, ids, _ in parts]
+    ranks = instance_ranks([p[0] for p in parts], boxes, [p[2] for p in parts])
+    annotations = tuple(_Annotation(seq, ids, areas, bx, rank) for (seq, ids, areas), bx, rank
+                        in zip(parts, boxes, ranks, strict=True))
+    return PreparedMasks(arrays[0].shape, tuple(range(len(arrays))), annotations, {},
+                         dict(overlaps or {}))
