@@ -204,7 +204,7 @@ def annotate_task(request, slug, pk):
         "urls": {
             "pixels": api("image-pixels", pk=image.pk),
             "draft": api("assignment-draft", pk=assignment.pk),
-            "draftLabels": api("assignment-draft-labels", pk=assignment.pk),
+            "draftLabels": api("assignment-draft-labels", pk=assignment.pk) + "?encoding=png",
             "annotations": api("annotation-list"),
             "latestLabels": api("annotation-labels", pk=latest.pk) + "?encoding=png" if latest else None,
             "skip": reverse("annotate-skip", kwargs={"slug": slug, "pk": assignment.pk}),

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from annotation import selectors
 from annotation.api.annotations import IgnoreFormatQueryNegotiation
 from annotation.api.base import ProjectScopedView
-from annotation.api.pixels import _RAW_RESPONSE, raw_array_response
+from annotation.api.pixels import _RAW_RESPONSE, LabelsQuery, labels_response
 from annotation.models import AnnotationDraft
 from annotation.serializers import JSONObjectField, StrictSerializer
 from annotation.services.drafts import draft_discard, draft_get, draft_save
@@ -81,10 +81,16 @@ class DraftLabelsView(ProjectScopedView):
     content_negotiation_class = IgnoreFormatQueryNegotiation
     renderer_classes = [JSONRenderer]
 
-    @extend_schema(responses=_RAW_RESPONSE, description="The draft's label image as raw ids.")
+    @extend_schema(parameters=[LabelsQuery], responses=_RAW_RESPONSE,
+                   description="The draft's label image as raw ids (or its stored PNG, `encoding=png`).")
     def get(self, request, slug, pk):
+        query = LabelsQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
         assignment = selectors.assignment_get(
             user=request.user, project=self.get_project(), assignment_id=pk
         )
         draft = draft_get(actor=request.user, assignment=assignment)
-        return raw_array_response(request, draft_labels_raw(draft=draft), etag=draft.sha256)
+        return labels_response(request, encoding=query.validated_data["encoding"],
+                               name=draft.labels.name, sha256=draft.sha256,
+                               height=draft.height, width=draft.width,
+                               raw=lambda: draft_labels_raw(draft=draft))

@@ -124,6 +124,23 @@ def stored_png_response(name: str, *, sha256: str, height: int, width: int) -> H
     return response
 
 
+def labels_response(request, *, encoding: str, name: str, sha256: str, height: int, width: int,
+                    raw) -> HttpResponse:
+    """A stored label image for the workspace: 304 when the browser has it, the stored PNG
+    itself when asked for (``encoding="png"``) and it is one, else ``raw()`` as raw ids."""
+    if encoding == "png":
+        cached = not_modified(request, sha256, "png")
+        if cached is not None:
+            return cached
+        stored = stored_png_response(name, sha256=sha256, height=height, width=width)
+        if stored is not None:
+            return stored
+    cached = not_modified(request, sha256)
+    if cached is not None:
+        return cached
+    return raw_array_response(request, raw(), etag=sha256)
+
+
 class LabelsQuery(serializers.Serializer):
     encoding = serializers.ChoiceField(
         choices=["raw", "png"], required=False, default="raw",
@@ -170,17 +187,7 @@ class AnnotationLabelsView(ProjectScopedView):
         annotation = selectors.annotation_get(
             user=request.user, project=self.get_project(), annotation_id=pk
         )
-        if query.validated_data["encoding"] == "png":
-            cached = not_modified(request, annotation.sha256, "png")
-            if cached is not None:
-                return cached
-            stored = stored_png_response(annotation.mask.name, sha256=annotation.sha256,
-                                         height=annotation.height, width=annotation.width)
-            if stored is not None:
-                return stored
-        cached = not_modified(request, annotation.sha256)
-        if cached is not None:
-            return cached
-        return raw_array_response(
-            request, annotation_labels_raw(annotation=annotation), etag=annotation.sha256
-        )
+        return labels_response(request, encoding=query.validated_data["encoding"],
+                               name=annotation.mask.name, sha256=annotation.sha256,
+                               height=annotation.height, width=annotation.width,
+                               raw=lambda: annotation_labels_raw(annotation=annotation))

@@ -107,3 +107,26 @@ def test_draft_refuses_wrong_size_stale_revision_and_other_annotators(world, api
     assert api_client.get(url("world", "assignments", a, "draft")).status_code == 404
     assert AnnotationDraft.objects.get().base_revision == 1
     assert Image.objects.count() == 2
+
+
+def test_draft_labels_come_as_the_stored_png_and_revalidate(world, api_client, media_root):
+    import io
+
+    from PIL import Image as PILImage
+
+    assert put_draft(api_client, world, label_mask(cells=3)).status_code == 200
+    a = world.assignments["annotator"].pk
+    labels_url = url("world", "assignments", a, "draft", "labels")
+    response = api_client.get(labels_url + "?encoding=png")
+    assert response.status_code == 200 and response["X-Array-Encoding"] == "png"
+    draft = AnnotationDraft.objects.get()
+    with draft.labels.open("rb") as fh:
+        assert response.content == fh.read()  # the stored file as it is, not re-encoded
+    assert np.array_equal(np.asarray(PILImage.open(io.BytesIO(response.content))), label_mask(cells=3))
+    again = api_client.get(labels_url + "?encoding=png", HTTP_IF_NONE_MATCH=response["ETag"])
+    assert again.status_code == 304
+    # A new save changes the ETag: the old copy is no longer current.
+    assert put_draft(api_client, world, label_mask(cells=4)).status_code == 200
+    fresh = api_client.get(labels_url + "?encoding=png", HTTP_IF_NONE_MATCH=response["ETag"])
+    assert fresh.status_code == 200 and fresh["ETag"] != response["ETag"]
+    assert api_client.get(labels_url + "?encoding=jpeg").status_code == 400

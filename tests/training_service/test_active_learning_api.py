@@ -25,6 +25,7 @@ def test_ranking_is_computed_by_a_job_then_served(tworld, tmodel, api_client, dj
     ImageFactory(project=tworld.project, is_gold=True)  # gold never enters the ranking
     api_client.force_authenticate(tworld.users["annotator"])
     assert api_client.get(API + "active-learning/", {"model": tmodel.pk}).status_code == 403
+    assert api_client.get(API + "active-learning/").status_code == 403  # role before query
     api_client.force_authenticate(tworld.users["qa_lead"])
     assert api_client.get(API + "active-learning/").status_code == 400
     assert api_client.get(API + "active-learning/", {"model": 999999}).status_code == 404
@@ -75,6 +76,7 @@ def test_queue_raises_priority_creates_assignments_and_next_hands_them_out_first
     url = API + "active-learning/queue/"
     api_client.force_authenticate(users["ml_engineer"])
     assert api_client.post(url, {"images": [queued.pk]}, format="json").status_code == 403
+    assert api_client.post(url, {"top": "x"}, format="json").status_code == 403  # role before body
     api_client.force_authenticate(users["manager"])
     response = api_client.post(url, {"images": [queued.pk, 999999]}, format="json")
     assert response.status_code == 400 and "999999" in response.json()["images"][0]

@@ -8,7 +8,9 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
+from annotation.access import check_project_role
 from annotation.api.base import ProjectScopedView
+from annotation.enums import Role
 from annotation.serializers import JobOutput
 from training import selectors, services
 from training.api.serializers import (
@@ -146,9 +148,11 @@ class ActiveLearningView(ProjectScopedView):
                    "`labelled` ones by its disagreement with the QA consensus, highest score first. When "
                    "there is none yet (or `refresh`), a job computes it: 202 with the job to poll.")
     def get(self, request, slug):
+        project = self.get_project()
+        # Who may not read rankings hears so before anything about their query.
+        check_project_role(user=request.user, project=project, roles=al.READ_ROLES)
         query = RankingQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
-        project = self.get_project()
         model = selectors.model_get(user=request.user, project=project, model_id=query.validated_data["model"])
         ranking, job = al.ranking_get(user=request.user, project=project, model=model,
                                       refresh=query.validated_data["refresh"])
@@ -164,10 +168,11 @@ class ActiveLearningQueueView(ProjectScopedView):
                    description="Managers: hand these images out first (assignment priority "
                    f"{al.QUEUE_PRIORITY}), adding assignments where none is open.")
     def post(self, request, slug):
+        project = self.get_project()
+        check_project_role(user=request.user, project=project, roles=[Role.MANAGER])
         data = QueueInput(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        project = self.get_project()
         if "images" in v:
             return Response(al.queue_for_annotation(actor=request.user, project=project, image_ids=v["images"]))
         model = selectors.model_get(user=request.user, project=project, model_id=v["model"])
