@@ -28,14 +28,18 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
-# A real browser for the UI tests: Debian's chromium, driven by Playwright (no browser download).
+# Real browsers for the UI tests: Debian's chromium, driven by Playwright (no browser
+# download), and Debian's firefox-esr, driven over Marionette (Firefox's own protocol).
 browser:
-	@if [ ! -x /usr/bin/chromium ]; then \
+	@missing=""; \
+	[ -x /usr/bin/chromium ] || missing="chromium"; \
+	[ -x /usr/bin/firefox-esr ] || missing="$$missing firefox-esr"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    (apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 || \
-	     (apt-get update >/dev/null && apt-get install -y --no-install-recommends chromium >/dev/null)); \
+	    (apt-get install -y --no-install-recommends $$missing >/dev/null 2>&1 || \
+	     (apt-get update >/dev/null && apt-get install -y --no-install-recommends $$missing >/dev/null)); \
 	  else \
-	    echo "The UI tests need Debian's chromium: sudo apt-get install chromium" >&2; exit 1; \
+	    echo "The UI tests need Debian's$$missing: sudo apt-get install$$missing" >&2; exit 1; \
 	  fi; \
 	fi
 
