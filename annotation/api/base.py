@@ -9,7 +9,9 @@ from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpResponse
 from django.utils.http import content_disposition_header
 from rest_framework.generics import GenericAPIView
+from rest_framework.permissions import SAFE_METHODS
 
+from annotation.access import check_project_role
 from annotation.models import Membership, Project
 from annotation.selectors import gold_visible, project_get
 from annotation.serializers import FilterSerializer
@@ -19,6 +21,15 @@ class ProjectScopedView(GenericAPIView):
     """A view under ``/projects/<slug>/``: the project is resolved for members only (else 404)."""
 
     filter_serializer_class: type[FilterSerializer] | None = None
+    #: Roles that may write through this view (POST, PUT, PATCH, DELETE). Checked before the
+    #: body is read, so a role that may not act hears 403, not what its body lacked; the
+    #: service still checks (it is the rule, this is the early answer).
+    write_roles: tuple[str, ...] | None = None
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        if self.write_roles is not None and request.method not in SAFE_METHODS:
+            check_project_role(user=request.user, project=self.get_project(), roles=self.write_roles)
 
     def get_project(self) -> Project:
         if not hasattr(self, "_project"):

@@ -20,6 +20,7 @@ from qa import selectors, services
 from qa.models import ApprovedMask, ImageQaState
 from qa.serializers import GoldInput, QaRunInput, gold_output, qa_run_output, qa_run_own_output
 from qa.services.masks import mask_read
+from qa.services.policies import ACTING_ROLES
 
 FILE_RESPONSE = {
     (200, "application/octet-stream"): OpenApiResponse(
@@ -29,6 +30,7 @@ FILE_RESPONSE = {
 
 
 class ImageQaView(ProjectScopedView):
+    write_roles = ACTING_ROLES
     @extend_schema(responses={200: OpenApiTypes.OBJECT},
                    description="The image's latest QA run. Annotators get only their own scores, "
                    "flags and violations.")
@@ -97,6 +99,7 @@ class ImageApprovedProvenanceView(ProjectScopedView):
 
 
 class ImageGoldView(_MaskFileView):
+    write_roles = ACTING_ROLES
     parser_classes = [MultiPartParser, FormParser, JSONParser]
 
     @extend_schema(parameters=[AnnotationMaskQuery], responses={200: OpenApiTypes.OBJECT, **FILE_RESPONSE},

@@ -10,9 +10,11 @@ from annotation.api.base import ProjectScopedView
 from annotation.serializers import JobOutput
 from qa import selectors, services
 from qa.serializers import PolicyInput, PolicyOutput
+from qa.services.policies import ACTING_ROLES
 
 
 class PolicyListView(ProjectScopedView):
+    write_roles = ACTING_ROLES
     serializer_class = PolicyOutput
 
     @extend_schema(responses=PolicyOutput(many=True))
@@ -28,6 +30,7 @@ class PolicyListView(ProjectScopedView):
 
 
 class PolicyDetailView(ProjectScopedView):
+    write_roles = ACTING_ROLES
     serializer_class = PolicyOutput
 
     def get_policy(self):

@@ -8,6 +8,7 @@ from rest_framework import status
 from rest_framework.response import Response
 
 from annotation.api.base import ProjectScopedView
+from annotation.enums import Role
 from annotation.serializers import JobOutput
 from qa import selectors, services
 from qa.serializers import AuditFilter, AuditOutput, QaSettingsInput, RequalificationInput
@@ -49,6 +50,7 @@ class QualificationView(ProjectScopedView):
 
 
 class RequalificationView(ProjectScopedView):
+    write_roles = (Role.MANAGER,)
     @extend_schema(request=RequalificationInput, responses={200: OpenApiTypes.OBJECT},
                    description="Mark a guideline version as requiring requalification (managers). "
                    "Published: annotators qualified before are pending again now; a draft: once "
@@ -65,6 +67,7 @@ class RequalificationView(ProjectScopedView):
 
 
 class QaSettingsView(ProjectScopedView):
+    write_roles = (Role.MANAGER,)
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request, slug):
         return Response(services.qa_settings_get(actor=request.user, project=self.get_project()))

@@ -24,6 +24,7 @@ from qa.serializers import (
     qa_run_output,
     review_output,
 )
+from qa.services.policies import ACTING_ROLES
 
 
 def _queue_row(state: ImageQaState) -> dict:
@@ -52,6 +53,7 @@ class ReviewQueueView(ProjectScopedView):
 
 
 class ImageReviewView(ProjectScopedView):
+    write_roles = ACTING_ROLES
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT},

@@ -29,9 +29,11 @@ from training.services.assist import assist_segment
 from training.services.bioimageio import model_bioimageio_package, package_id
 from training.services.data import training_storage
 from training.services.preannotate import preannotate_start
+from training.services.registry import WRITE_ROLES
 
 
 class RunListView(ProjectScopedView):
+    write_roles = WRITE_ROLES
     serializer_class = RunOutput
     filter_serializer_class = RunFilter
 
@@ -65,6 +67,7 @@ class RunDetailView(ProjectScopedView):
 
 
 class RunCancelView(ProjectScopedView):
+    write_roles = WRITE_ROLES
     serializer_class = RunOutput
 
     @extend_schema(request=None, responses={202: RunOutput},
@@ -124,6 +127,7 @@ class AssistView(ProjectScopedView):
 
 
 class ModelPredictView(ProjectScopedView):
+    write_roles = WRITE_ROLES
     serializer_class = PredictInput
 
     @extend_schema(request=PredictInput, responses={202: JobOutput},
@@ -162,6 +166,7 @@ class ActiveLearningView(ProjectScopedView):
 
 
 class ActiveLearningQueueView(ProjectScopedView):
+    write_roles = (Role.MANAGER,)
     serializer_class = QueueInput
 
     @extend_schema(request=QueueInput, responses=OpenApiTypes.OBJECT,
@@ -169,7 +174,6 @@ class ActiveLearningQueueView(ProjectScopedView):
                    f"{al.QUEUE_PRIORITY}), adding assignments where none is open.")
     def post(self, request, slug):
         project = self.get_project()
-        check_project_role(user=request.user, project=project, roles=[Role.MANAGER])
         data = QueueInput(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
