@@ -237,6 +237,8 @@ FILE_UPLOAD_PERMISSIONS = 0o640
 # Limits on what an uploaded image or mask may decode to (checked before decoding).
 CELLCURATE_MAX_IMAGE_PIXELS = env_int("CELLCURATE_MAX_IMAGE_PIXELS", 16384 * 16384)
 CELLCURATE_MAX_IMAGE_BYTES = env_int("CELLCURATE_MAX_IMAGE_BYTES", 2 * 1024**3)
+# How many files the manager page uploads at once.
+CELLCURATE_UPLOAD_PARALLEL = max(1, env_int("CELLCURATE_UPLOAD_PARALLEL", 2))
 # Memory budgets of the parsers of untrusted files (annotation/masks/safety.py Limits):
 # what an image or mask may decode to (all axes x bytes per sample, checked from the
 # header), what a _seg.npy pickle may allocate, and how much JSON is parsed at all.

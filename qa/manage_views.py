@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.middleware.csrf import get_token
 from django.shortcuts import render
@@ -61,6 +62,7 @@ def manage_home(request, slug):
                  "settings": api("qa:settings"), "project": api("annotation:project-detail"),
                  "members": api("annotation:member-list")},
         "csrfToken": get_token(request),
+        "uploadParallel": settings.CELLCURATE_UPLOAD_PARALLEL,
     }
     audit, audit_filters, audit_errors = _audit(request, project)
     members = list(annotation_selectors.membership_list(user=request.user, project=project))

@@ -187,3 +187,4 @@ def filesystem_broker(tmp_path, monkeypatch):
     finally:
         app.conf.update(saved)
         _drop_broker_connections(app)
+

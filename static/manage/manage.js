@@ -7,7 +7,7 @@ import { el, readConfig } from "../qa/common.js";
 const cfg = readConfig("manage-config");
 const api = new ApiClient({ csrfToken: cfg.csrfToken });
 const $ = (id) => document.getElementById(id);
-const PARALLEL = 2;
+const PARALLEL = Math.max(1, Number(cfg.uploadParallel) || 2);
 const RETRIES = 4;   // a busy server (503, e.g. SQLite locked) or throttling (429) is retried
 
 function sizeText(n) { return n > 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${Math.max(1, Math.round(n / 1e3))} kB`; }

@@ -18,10 +18,12 @@ const status = (text, kind = "") => { const s = $("status"); s.textContent = tex
 const state = { views: [], overlay: null, layer: null, masks: [], maps: {}, review: null, blinkTimer: null };
 
 function syncFrom(source) {
+  // Every viewer shows the same part of the image: zoom scales with the canvas size (the
+  // overlay is larger than the side-by-side viewers, so one zoom would crop them).
   const [cx, cy] = source.toImage(...centreClient(source));
-  const cssZoom = source.zoom / source.dpr;
+  const span = Math.min(source.canvas.width, source.canvas.height);
   for (const v of state.views) {
-    if (v !== source) v.centreOn(cx, cy, cssZoom * v.dpr);
+    if (v !== source) v.centreOn(cx, cy, source.zoom * (Math.min(v.canvas.width, v.canvas.height) / span));
     v.redraw();
   }
 }
@@ -248,10 +250,15 @@ async function start() {
   wireOverlayControls();
   redrawOverlay();
   cellTable();
-  syncFrom(state.overlay);
-  status("");
-  root.dataset.state = "ready";
   window.qaReview = { state, masks: state.masks.map((m) => m.name) };
+  // The grid settles only once every viewer is in it: fit each viewer to its final size
+  // then (a viewer sized earlier would keep an offset from the smaller canvas it had).
+  requestAnimationFrame(() => {
+    for (const v of state.views) { v.resize(); v.fit(); }
+    syncFrom(state.overlay);
+    status("");
+    root.dataset.state = "ready";
+  });
 }
 
 wireActions();

@@ -30,7 +30,20 @@ def _file(name, data, kind):
     return {"name": name, "b64": base64.b64encode(data).decode(), "type": kind}
 
 
-def test_manager_drops_three_images_and_sees_each_result(live_server, page, seen, screenshot_dir):
+@pytest.fixture
+def uploads_fit_the_test_database(settings):
+    """The embedded run's in-memory SQLite is ONE connection shared by the live server's
+    threads, so two uploads at once collide there ("cannot start a transaction within a
+    transaction"); a deployment gives each request its own connection. Upload one file at a
+    time on that database; PostgreSQL keeps the page's default parallelism."""
+    from django.db import connection
+
+    if connection.vendor == "sqlite":
+        settings.CELLCURATE_UPLOAD_PARALLEL = 1
+
+
+def test_manager_drops_three_images_and_sees_each_result(live_server, page, seen, screenshot_dir,
+                                                         uploads_fit_the_test_database):
     boss = UserFactory(username="max")
     project = ProjectFactory(slug="upl", name=f"Upload {XSS}", annotators_per_image=1)
     MembershipFactory(user=boss, project=project, role=Role.MANAGER)
@@ -50,7 +63,8 @@ def test_manager_drops_three_images_and_sees_each_result(live_server, page, seen
     expect(page.locator("#uploads tr[data-result]")).to_have_count(3, timeout=30000)
 
     results = {r.get_attribute("data-file"): r.get_attribute("data-result") for r in page.locator("#uploads tbody tr").all()}
-    assert results == {"plate1_A01.png": "created", "plate1_A02.tif": "created", f"notes {XSS}.txt": "error"}
+    said = {r.get_attribute("data-file"): r.inner_text() for r in page.locator("#uploads tbody tr").all()}
+    assert results == {"plate1_A01.png": "created", "plate1_A02.tif": "created", f"notes {XSS}.txt": "error"}, said
     assert "50×40" in page.inner_text("#uploads tr[data-file='plate1_A01.png']")
     assert Image.objects.filter(project=project, plate="plate1").count() == 2
     assert page.locator("#uploads tr[data-result='error'] .mg-err").inner_text().strip() != ""

@@ -39,6 +39,11 @@ def test_qa_lead_reviews_the_worst_image_and_accepts_the_consensus(live_server, 
     run = worst.latest_run
     assert page.locator("#cells-table tbody tr[data-key='consensus']").count() == run.n_cells
 
+    # On opening, every viewer shows the whole image (none is cropped by a shared zoom).
+    spans = page.evaluate("window.qaReview.state.views.map(v => { const r = v.canvas.getBoundingClientRect();"
+                          " return [v.toImage(r.left + 1, r.top + 1), v.toImage(r.right - 1, r.bottom - 1)]; })")
+    for (x0, y0), (x1, y1) in spans:
+        assert min(x0, y0) <= 1 and x1 >= worst.image.width - 1 and y1 >= worst.image.height - 1, spans
     # A row zooms every viewer onto its cell.
     before = page.evaluate("window.qaReview.state.views.map(v => v.zoom)")
     row = page.locator("#cells-table tbody tr[data-key='consensus']").first
