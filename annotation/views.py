@@ -142,7 +142,7 @@ def annotate_acknowledge(request, slug, version):
     return redirect(target)
 
 
-def _assist_url(project_slug: str, image_id: int) -> str | None:
+def assist_url(project_slug: str, image_id: int) -> str | None:
     """The image's assist endpoint, or None where the training app is not installed."""
     try:
         return reverse("training:image-assist", kwargs={"slug": project_slug, "pk": image_id})
@@ -200,7 +200,7 @@ def annotate_task(request, slug, pk):
         "draft": _draft_config(draft, base_revision=base_revision),
         "guideline": {"version": guideline.version, "title": guideline.title,
                       "rules": guideline.rules} if guideline else None,
-        "assist": {"url": _assist_url(project.slug, image.pk), "note": ASSIST_UNAVAILABLE},
+        "assist": {"url": assist_url(project.slug, image.pk), "note": ASSIST_UNAVAILABLE},
         "urls": {
             "pixels": api("image-pixels", pk=image.pk),
             "draft": api("assignment-draft", pk=assignment.pk),

@@ -9,5 +9,6 @@ urlpatterns = [
     path("<slug:slug>/pair/", views.qa_pair, name="qa-pair"),
     path("<slug:slug>/policies/", views.qa_policies, name="qa-policies"),
     path("<slug:slug>/images/<int:pk>/", views.qa_review, name="qa-review"),
+    path("<slug:slug>/images/<int:pk>/edit/", views.qa_review_edit, name="qa-review-edit"),
     path("<slug:slug>/images/<int:pk>/consensus/labels/", views.qa_consensus_labels, name="qa-consensus-labels"),
 ]

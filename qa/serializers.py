@@ -177,6 +177,15 @@ class ReviewInput(StrictSerializer):
     annotator = serializers.CharField(required=False, max_length=150)
     comment = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
     reason = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
+    dry_run = serializers.BooleanField(
+        required=False, default=False,
+        help_text="accept_edited only: check the corrected mask against the published guideline's "
+        "rules and store nothing (200 with the violations)")
+
+    def validate(self, attrs):
+        if attrs.get("dry_run") and attrs.get("action") != "accept_edited":
+            raise serializers.ValidationError({"dry_run": "only accept_edited has a dry run (a rule check)"})
+        return attrs
 
 
 class GoldInput(StrictSerializer):

@@ -18,8 +18,11 @@ from annotation import selectors as annotation_selectors
 from annotation.access import check_project_role
 from annotation.api.pixels import raw_array_response
 from annotation.enums import Role
+from annotation.models import Annotation
 from annotation.services.pixels import RawArray
+from annotation.views import ASSIST_UNAVAILABLE, assist_url
 from config.errors import NotFound, PermissionDenied
+from guidelines.selectors import guideline_published_get
 from qa import dashboard, selectors
 from qa.enums import ImageQaStatus, ReviewAction
 from qa.models import GatingPolicy, ImageQaState
@@ -143,6 +146,62 @@ def qa_review(request, slug, pk):
     return render(request, "qa/review.html", {
         "project": project, "image": image, "run": run, "state": state, "config": config,
         "members": members,
+    })
+
+
+def _edit_start(request, slug, image, members) -> dict:
+    """Where the review editor starts: the consensus (default) or one annotation the run used."""
+    chosen = request.GET.get("from", "consensus")
+    if chosen == "consensus":
+        return {"kind": "consensus", "annotation": None, "label": "the consensus",
+                "labels": reverse("qa-consensus-labels", kwargs={"slug": slug, "pk": image.pk})}
+    member = next((m for m in members if str(m.annotation_id) == chosen), None)
+    if member is None:
+        raise Http404(f"image {image.pk}'s latest QA run used no annotation {chosen!r}")
+    return {"kind": "annotation", "annotation": member.annotation_id,
+            "label": f"{member.annotator.username}'s annotation (r{member.revision})",
+            "labels": reverse("annotation:annotation-labels", kwargs={"slug": slug, "pk": member.annotation_id})
+            + "?encoding=png"}
+
+
+@login_required
+def qa_review_edit(request, slug, pk):
+    """The annotator's editor in review mode: correct the consensus (or one annotation) and
+    accept the result as the approved mask (``accept_edited``), with the rule check on the way."""
+    project = _lead_project(request, slug)
+    try:
+        image, run, _ = selectors.image_qa_get(user=request.user, project=project, image_id=pk)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    members = list(run.members.select_related("annotator").order_by("position"))
+    start = _edit_start(request, slug, image, members)
+    guideline = guideline_published_get(project=project)
+    own_work = Annotation.objects.filter(assignment__image=image, created_by_id=request.user.pk).exists()
+    queue = [s.image_id for s in selectors.review_queue(user=request.user, project=project)[:200]]
+    following = [i for i in queue if i != image.pk]
+    config = {
+        "mode": "review",
+        "project": {"slug": project.slug, "name": project.name, "cellClasses": []},
+        "image": {"id": image.pk, "name": image.original_name or f"image {image.pk}", "width": image.width,
+                  "height": image.height, "channels": image.channels, "dtype": image.dtype,
+                  "stain": image.stain, "modality": image.modality},
+        "start": start,
+        "ownWork": own_work,
+        "qaRun": run.pk,
+        "guideline": {"version": guideline.version, "title": guideline.title,
+                      "rules": guideline.rules} if guideline else None,
+        "assist": {"url": assist_url(project.slug, image.pk), "note": ASSIST_UNAVAILABLE},
+        "urls": {
+            "pixels": reverse("annotation:image-pixels", kwargs={"slug": slug, "pk": image.pk}),
+            "review": reverse("qa:image-review", kwargs={"slug": slug, "pk": image.pk}),
+            "back": reverse("qa-review", kwargs={"slug": slug, "pk": image.pk}),
+            "next": reverse("qa-review", kwargs={"slug": slug, "pk": following[0]}) if following else None,
+        },
+        "csrfToken": get_token(request),
+    }
+    return render(request, "qa/review_edit.html", {
+        "project": project, "image": image, "run": run, "members": members, "start": start,
+        "guideline": guideline, "own_work": own_work, "config": config,
     })
 
 

@@ -82,13 +82,18 @@ class ImageReviewView(ProjectScopedView):
         })
 
     @extend_schema(request={"application/json": ReviewInput, "multipart/form-data": ReviewInput},
-                   responses={201: OpenApiTypes.OBJECT})
+                   responses={201: OpenApiTypes.OBJECT, 200: OpenApiTypes.OBJECT},
+                   description="One review action (201 with the decision). `accept_edited` with "
+                   "`dry_run=true` stores nothing and answers 200 with the corrected mask's check "
+                   "against the published guideline's rules: `accepted` and every violation.")
     def post(self, request, slug, pk):
         project = self.get_project()
         image = image_get(user=request.user, project=project, image_id=pk)
         data = ReviewInput(data=request.data)
         data.is_valid(raise_exception=True)
         f = data.validated_data
+        if f["dry_run"]:
+            return Response(services.review_edit_check(actor=request.user, image=image, mask=f.get("mask")))
         annotation = None
         if f.get("annotation"):
             annotation = Annotation.objects.filter(pk=f["annotation"], assignment__image=image).first()

@@ -20,6 +20,8 @@ from annotation.enums import AssignmentStatus
 from annotation.models import Annotation, Assignment, Image
 from annotation.services.storage import staged_files
 from config.errors import Conflict, InvalidInput, PermissionDenied
+from guidelines.selectors import guideline_published_get
+from guidelines.services.checks import guideline_rules_check
 from qa.enums import (
     APPROVING_ACTIONS,
     ApprovedMaskSource,
@@ -97,6 +99,28 @@ def _check_inputs(action, *, annotation, mask, cells, annotator, comment, reason
         raise InvalidInput("exclude needs a reason", field="reason")
     if len(comment) > _COMMENT_LIMIT or len(reason) > _COMMENT_LIMIT:
         raise InvalidInput(f"comment and reason are limited to {_COMMENT_LIMIT} characters", field="comment")
+
+
+def review_edit_check(*, actor, image: Image, mask: bytes | File | None) -> dict:
+    """The rule check of a reviewer's corrected mask, storing nothing (``accept_edited`` dry run).
+
+    The published guideline's rules are the same an annotator's submission meets; for a
+    QA lead they advise rather than block (the lead decides), so the answer lists every
+    violation and whether an annotator's submission would have been accepted.
+    """
+    check_project_role(user=actor, project=image.project, roles=ACTING_ROLES)
+    if mask is None:
+        raise InvalidInput("the rule check needs the corrected mask file", field="mask")
+    labels = mask_upload_read(mask, image=image)
+    guideline = guideline_published_get(project=image.project)
+    violations = [] if guideline is None else guideline_rules_check(guideline=guideline, labels=labels,
+                                                                    image=image)
+    return {
+        "dry_run": True, "guideline_version": guideline.version if guideline else None,
+        "accepted": not any(v.blocking for v in violations),
+        "n_cells": int(np.unique(labels[labels > 0]).size),
+        "violations": [v.as_dict() for v in violations],
+    }
 
 
 def review_act(

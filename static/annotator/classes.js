@@ -18,9 +18,11 @@ export class CellClasses {
    * @param {MaskLayer} o.mask
    * @param {object} o.ui               {picker, legend, note}
    * @param {() => void} o.onChange     a class changed (autosave, redraw)
+   * @param {string} [o.disabledNote]   what to say when there are no classes to pick
    */
-  constructor({ names, initial, labels, mask, ui, onChange }) {
+  constructor({ names, initial, labels, mask, ui, onChange, disabledNote }) {
     this.names = names;
+    this.disabledNote = disabledNote || "This project defines no cell classes: cells are not classified.";
     this.labels = labels;
     this.mask = mask;
     this.ui = ui;
@@ -44,7 +46,7 @@ export class CellClasses {
     const { picker, note } = this.ui;
     if (!this.enabled) {
       picker.hidden = true;
-      note.textContent = "This project defines no cell classes: cells are not classified.";
+      note.textContent = this.disabledNote;
       return;
     }
     const none = document.createElement("option");

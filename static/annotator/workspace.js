@@ -2,6 +2,11 @@
 // json_script block, loads the image (raw, real dtype) and the starting mask (draft, the
 // revision being edited, or empty), and wires viewer, channel controls, editor, undo,
 // autosave, rule check, timer and submit. Exposes window.__annotator for tests.
+//
+// With `mode: "review"` the same editor serves a QA lead: it starts from the consensus (or
+// one annotation), keeps no draft and no timer, checks the guideline's rules through the
+// review endpoint's dry run (advice, which the lead may override), and "submit" is the
+// review action accept_edited.
 
 import { ApiClient, ApiError } from "./api.js";
 import { Assist } from "./assist.js";
@@ -50,6 +55,10 @@ class ActiveTimer {
 }
 
 async function loadStart(api, cfg) {
+  if (cfg.mode === "review") {
+    const raw = await api.rawArray(cfg.start.labels);
+    return { labels: raw.planes[0], draft: null, note: `Editing ${cfg.start.label}: correct it, then accept it as the approved mask.` };
+  }
   // The page says whether a draft exists and whether it edits the latest revision.
   const base = cfg.latest ? cfg.latest.revision : 0;
   const draft = cfg.draft;
@@ -73,14 +82,23 @@ async function main() {
   const cfg = JSON.parse($("workspace-config").textContent);
   const root = $("workspace");
   const api = new ApiClient({ csrfToken: cfg.csrfToken });
-  const hook = { ready: false, config: cfg, errors: [] };
+  const reviewing = cfg.mode === "review";
+  const hook = { ready: false, config: cfg, errors: [], mode: reviewing ? "review" : "annotate" };
   window.__annotator = hook;
 
   const saveStatus = (text, kind) => { const n = $("save-status"); n.textContent = text; n.dataset.kind = kind || ""; };
   let labels = null, editor = null, timer = null, classes = null;
   // A model's pre-annotation stays the origin of every revision made from it.
   const modelAssisted = !!(cfg.draft && cfg.draft.current && cfg.draft.modelAssisted);
+  const reviewForm = async () => {
+    const body = new FormData();
+    body.set("action", "accept_edited");
+    body.set("mask", await encodeLabelPng(compactIds(labels.data), labels.width, labels.height), "mask.png");
+    body.set("reason", $("review-reason").value);
+    return body;
+  };
   const form = async () => {
+    if (reviewing) return reviewForm();
     const body = new FormData();
     body.set("assignment", String(cfg.assignment.id));
     const classOf = classes.present();
@@ -98,7 +116,8 @@ async function main() {
     if (modelAssisted) body.set("source", "model_assisted");
     return body;
   };
-  const autosave = new Autosave({
+  // A reviewer's edit is one decision, not a draft: nothing is saved until it is accepted.
+  const autosave = reviewing ? null : new Autosave({
     api, url: cfg.urls.draft, status: saveStatus,
     payload: async () => {
       const body = new FormData();
@@ -134,15 +153,24 @@ async function main() {
   timings.maskPainted = performance.now();
   view.draw();
   hook.openMs = timings.mask = performance.now();
-  timer = new ActiveTimer($("time-spent"), start.draft?.state?.timeSpentS || 0);
+  if (!reviewing) timer = new ActiveTimer($("time-spent"), start.draft?.state?.timeSpentS || 0);
 
   const undo = new UndoStack({ limit: 200 });
   const rules = new RuleCheck({
-    api, url: cfg.urls.annotations, list: $("violations"), note: $("rules-note"),
+    api, url: reviewing ? cfg.urls.review : cfg.urls.annotations, list: $("violations"), note: $("rules-note"),
     onSelectCell: (id) => { editor.select(id); zoomToCell(id); },
   });
-  let submitKey = null;
-  const onEdit = () => { submitKey = null; if (classes) classes.prune(); autosave.touch(); };
+  let submitKey = null, overrideRules = false;
+  hook.dirty = false;
+  const onEdit = () => {
+    submitKey = null; overrideRules = false; hook.dirty = true;
+    if (classes) classes.prune();
+    if (autosave) autosave.touch();
+  };
+  if (reviewing) {
+    // Nothing is saved before the decision: say so before the page is left with edits.
+    window.addEventListener("beforeunload", (e) => { if (hook.dirty) { e.preventDefault(); e.returnValue = ""; } });
+  }
   const onState = (state) => {
     if (classes && classes.selected !== state.selected) classes.select(state.selected);
     for (const b of document.querySelectorAll("[data-tool]")) b.setAttribute("aria-pressed", String(b.dataset.tool === state.tool));
@@ -164,6 +192,7 @@ async function main() {
     initial: start.draft ? start.draft.state?.classes : cfg.latest?.instanceClasses,
     ui: { picker: $("cell-class"), legend: $("class-legend"), note: $("cell-class-note") },
     onChange: () => { onEdit(); view.redraw(); },
+    disabledNote: reviewing ? "An approved mask is a label image: it carries no cell classes." : null,
   });
 
   const zoomToCell = (id) => {
@@ -231,7 +260,36 @@ async function main() {
   });
 
   const submitButton = $("submit");
+  const acceptEdited = async () => {
+    setStatus("Checking the guideline's rules…");
+    const found = rules.available === false ? null : await rules.check(await form());
+    showViolations();
+    if (found && rules.blocking.length && !overrideRules) {
+      // The guideline binds annotators; a QA lead may accept anyway, but not by accident.
+      overrideRules = true;
+      setStatus(`${rules.blocking.length} blocking rule violation(s), outlined in red. Fix them, or click "Accept edited mask" again to accept anyway (say why in the reason).`, "warn");
+      return;
+    }
+    setStatus("Accepting…");
+    const decision = await api.json(cfg.urls.review, { method: "POST", body: await form() });
+    hook.dirty = false;
+    hook.submitted = decision;
+    root.dataset.state = "submitted";
+    const approved = decision.approved_mask;
+    setStatus(`Accepted with edits (decision ${decision.id}): approved mask ${approved ? approved.id : "?"} with ${approved ? approved.n_cells : labels.areas.size} cells is now this image's training mask.`);
+    $("after-submit").hidden = false;
+    submitButton.disabled = true;
+  };
   submitButton.addEventListener("click", async () => {
+    if (reviewing) {
+      submitButton.disabled = true;
+      try { await acceptEdited(); } catch (err) {
+        setStatus(`Not accepted: ${err.message}`, "error");
+      } finally {
+        if (root.dataset.state !== "submitted") submitButton.disabled = false;
+      }
+      return;
+    }
     submitButton.disabled = true;
     try {
       setStatus("Checking the guideline's rules…");

@@ -1,7 +1,7 @@
 """The review actions not covered by the accept-consensus test, each through the page in Chromium.
 
-Drop ticked cells, accept a corrected mask uploaded by the lead (the annotator workspace
-opens only an annotator's own assignments), send back with a comment, request another
+Drop ticked cells, accept a corrected mask uploaded by the lead (edited in another tool;
+editing in the workspace is tests/ui_pages/test_review_editor.py), send back with a comment, request another
 annotator, exclude with a reason: each leaves its decision, its effect and its audit row.
 """
 
@@ -52,6 +52,7 @@ def test_drop_cells_and_accept_an_uploaded_correction(live_server, page, seen, s
     assert "<script>" in page.inner_text("#history")  # the reason stays text
 
     _open(page, live_server.url, world, second)
+    page.click("#accept-edited summary")  # the upload is the alternative to the editor
     href = page.get_attribute("#consensus-download", "href")
     assert page.request.get(f"{live_server.url}{href}").ok  # the lead can fetch the consensus to edit
     bad = tmp_path / "notes.png"
