@@ -63,22 +63,27 @@ function trendChart() {
   const box = document.getElementById("trend-chart");
   const series = cfg.annotators.filter((a) => a.history.length);
   if (!series.length) { box.textContent = "No reliability history yet."; return; }
-  const times = [...new Set(series.flatMap((a) => a.history.map((p) => Date.parse(p.at) / 1000)))].sort((a, b) => a - b);
+  // One x step per QA run (runs come in bursts: a time axis would squeeze a burst into a
+  // point); the legend shows when each run happened.
+  const times = [...new Set(series.flatMap((a) => a.history.map((p) => Date.parse(p.at))))].sort((a, b) => a - b);
   const index = new Map(times.map((t, i) => [t, i]));
-  const data = [times];
+  const data = [times.map((_, i) => i + 1)];
   for (const a of series) {
     const ys = new Array(times.length).fill(null);
-    for (const p of a.history) ys[index.get(Date.parse(p.at) / 1000)] = p.quality;
+    for (const p of a.history) ys[index.get(Date.parse(p.at))] = p.quality;
     data.push(ys);
   }
   const opts = {
     width: width(box), height: 220, title: "Quality after each QA run",
-    scales: { y: { range: [0, 1] } },
-    series: [{}, ...series.map((a, i) => ({
+    scales: { x: { time: false }, y: { range: [0, 1] } },
+    series: [{
+      label: "run",
+      value: (u, v) => (v == null ? "--" : `${v} · ${new Date(times[v - 1]).toLocaleString()}`),
+    }, ...series.map((a, i) => ({
       label: a.annotator, stroke: SERIES_COLOURS[i % SERIES_COLOURS.length], width: 2, spanGaps: true,
       points: { size: 5 },
     }))],
-    axes: [{}, { label: "quality" }],
+    axes: [{ label: "QA run, oldest first", incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] }, { label: "quality" }],
   };
   box.chart = new uPlot(opts, data, box);
 }
@@ -94,19 +99,33 @@ function gateChart() {
   for (let t = Math.min(...given.keys()) - DAY; t <= Math.max(...given.keys()) + DAY; t += DAY) xs.push(t);
   const colours = { approve: "#1a7f37", needs_review: "#bf8700", reject: "#cf222e" };
   const outcomes = Object.keys(colours);
+  // Stacked bars: each series is drawn as the running total up to it, widest total first,
+  // so every colour shows its own count; the legend shows the count itself.
+  const counts = outcomes.map((o) => xs.map((t) => (given.has(t) ? g[o][given.get(t)] : 0)));
+  const stacked = outcomes.map((_, k) => xs.map((_, i) => counts.slice(0, k + 1).reduce((sum, c) => sum + c[i], 0)));
+  const bars = uPlot.paths.bars({ size: [0.6, 80] });
+  const order = outcomes.map((_, k) => outcomes.length - 1 - k);
   const opts = {
     width: width(box), height: 220, title: "Gate decisions per day",
-    series: [{}, ...outcomes.map((o) => ({
-      label: o.replace("_", " "), stroke: colours[o], fill: `${colours[o]}33`, width: 2,
-      points: { size: 9 },
+    series: [{
+      label: "day",
+      value: (u, v) => (v == null ? "--" : new Date(v * 1000).toLocaleDateString(undefined, { timeZone: "UTC" })),
+    }, ...order.map((k) => ({
+      label: outcomes[k].replace("_", " "), stroke: colours[outcomes[k]], fill: colours[outcomes[k]], width: 0,
+      paths: bars, points: { show: false },
+      value: (u, v, si, i) => (i == null ? "--" : String(counts[k][i])),
     }))],
-    axes: [{}, { label: "images" }],
+    // Whole days on the axis (the days are UTC dates).
+    axes: [{
+      incrs: [DAY, 2 * DAY, 7 * DAY, 14 * DAY, 28 * DAY, 91 * DAY],
+      values: (u, ticks) => ticks.map((t) => new Date(t * 1000).toLocaleDateString(undefined, { timeZone: "UTC", month: "short", day: "numeric" })),
+    }, { label: "images" }],
     scales: {
       x: { time: true },
       y: { range: (u, lo, hi) => [0, Math.max(1, hi)] },
     },
   };
-  const ys = outcomes.map((o) => xs.map((t) => (given.has(t) ? g[o][given.get(t)] : 0)));
+  const ys = order.map((k) => stacked[k]);
   box.chart = new uPlot(opts, [xs, ...ys], box);
 }
 

@@ -5,7 +5,7 @@ import re
 import pytest
 
 from qa.enums import AuditKind, ImageQaStatus, ReviewAction
-from qa.models import ApprovedMask, AuditEvent, ImageQaState, ReviewDecision
+from qa.models import ApprovedMask, AuditEvent, GateDecision, ImageQaState, ReviewDecision
 from qa.selectors import review_queue
 from tests.ui_pages.conftest import log_in
 from tests.ui_pages.qa_world import make_qa_world
@@ -22,6 +22,15 @@ def test_qa_lead_reviews_the_worst_image_and_accepts_the_consensus(live_server, 
     page.goto(f"{live_server.url}/qa/{world.project.slug}/")
     page.wait_for_selector("body[data-qa-ready='1']")
     page.wait_for_selector("#trend-chart .uplot")
+    page.wait_for_selector("#gate-chart .uplot")
+    # Gate decisions per day as stacked bars: the top of the stack on the day is every
+    # decision of that day, and each outcome's legend value is its own count.
+    gate_data = page.evaluate("document.getElementById('gate-chart').chart.data")
+    tops = [v for v in gate_data[1] if v]
+    assert tops == [GateDecision.objects.filter(qa_run__image__project=world.project).count()]
+    # The trend chart has one x step per QA run, oldest first.
+    runs = page.evaluate("document.getElementById('trend-chart').chart.data[0]")
+    assert runs == list(range(1, len(runs) + 1)) and len(runs) >= 3
     page.screenshot(path=str(screenshot_dir / "qa_dashboard.png"), full_page=True)
     queue_rows = page.locator("#queue-table tbody tr")
     assert queue_rows.count() == 3
