@@ -1,4 +1,5 @@
-"""Reads of the QA lead's pages: gate counts over time and one annotator pair's disagreements.
+"""Reads of the QA lead's and manager's pages: gate counts over time, one annotator pair's
+disagreements, a project's progress.
 
 Selectors only (the pages in :mod:`qa.views` render them); scoped like :mod:`qa.selectors`.
 """
@@ -7,11 +8,12 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
-from django.db.models import Count
+from django.db.models import Count, Max, Q
 from django.db.models.functions import TruncDate
 
 from annotation.access import check_project_role
-from annotation.models import Project
+from annotation.enums import AssignmentStatus, Role
+from annotation.models import Assignment, Image, Project
 from qa.enums import GateOutcome, ImageQaStatus
 from qa.models import GateDecision, ImageQaState, QaRun
 from qa.selectors import READERS
@@ -24,6 +26,41 @@ def status_counts(*, user, project: Project) -> dict[str, int]:
         ImageQaState.objects.filter(project=project).values_list("status").annotate(n=Count("id"))
     ))
     return {s.value: counts.get(s.value, 0) for s in ImageQaStatus}
+
+
+def project_progress(*, user, project: Project) -> dict:
+    """Where a project stands (managers): images by QA state, assignments by status, and per
+    annotator their open, submitted and skipped tasks with the last submission.
+
+    Images without a QA state yet count as awaiting annotations.
+    """
+    check_project_role(user=user, project=project, roles=[Role.MANAGER])
+    images = Image.objects.filter(project=project)
+    totals = images.aggregate(total=Count("id"), gold=Count("id", filter=Q(is_gold=True)))
+    states = status_counts(user=user, project=project)
+    states[ImageQaStatus.AWAITING.value] += totals["total"] - sum(states.values())
+    by_status = Counter(dict(
+        Assignment.objects.filter(image__project=project).values_list("status").annotate(n=Count("id"))
+    ))
+    open_ = [AssignmentStatus.PENDING, AssignmentStatus.IN_PROGRESS, AssignmentStatus.EXPIRED]
+    annotators = (
+        Assignment.objects.filter(image__project=project)
+        .values("annotator__username")
+        .annotate(
+            open=Count("id", filter=Q(status__in=open_)),
+            submitted=Count("id", filter=Q(status=AssignmentStatus.SUBMITTED)),
+            skipped=Count("id", filter=Q(status=AssignmentStatus.SKIPPED)),
+            last=Max("submitted_at"),
+        )
+        .order_by("annotator__username")
+    )
+    return {
+        "images": totals["total"], "gold": totals["gold"], "states": states,
+        "approved_share": states[ImageQaStatus.APPROVED.value] / totals["total"] if totals["total"] else 0.0,
+        "assignments": {s.value: by_status.get(s.value, 0) for s in AssignmentStatus},
+        "annotators": [{"username": r["annotator__username"], "open": r["open"], "submitted": r["submitted"],
+                        "skipped": r["skipped"], "last": r["last"]} for r in annotators],
+    }
 
 
 def gate_counts_by_day(*, user, project: Project) -> dict:

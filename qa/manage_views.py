@@ -1,4 +1,5 @@
-"""The manager's page of a project (``/manage/<slug>/``): upload, assignments, members, settings, audit.
+"""The manager's page of a project (``/manage/<slug>/``): progress, upload, assignments, members,
+settings, audit.
 
 Thin: selectors in, template out; uploads, assignment generation, settings and membership
 changes go through the REST API from ``static/manage/manage.js`` (per-file progress needs
@@ -19,11 +20,11 @@ from django.urls import reverse
 
 from annotation import selectors as annotation_selectors
 from annotation.enums import Role
-from qa import selectors
+from qa import dashboard, selectors
 from qa.enums import AuditKind
 from qa.serializers import AuditFilter
 from qa.services import qa_settings_get
-from qa.views import page_project
+from qa.views import STATUS_LABELS, page_project
 
 AUDIT_LIMIT = 200
 AUDIT_FILTERS = ("kind", "user", "since", "until")
@@ -66,7 +67,11 @@ def manage_home(request, slug):
     }
     audit, audit_filters, audit_errors = _audit(request, project)
     members = list(annotation_selectors.membership_list(user=request.user, project=project))
+    progress = dashboard.project_progress(user=request.user, project=project)
+    progress["state_rows"] = [(key, STATUS_LABELS[key], n) for key, n in progress["states"].items()]
+    progress["assignment_rows"] = [(key, key.replace("_", " "), n) for key, n in progress["assignments"].items()]
     return render(request, "manage/home.html", {
+        "progress": progress,
         "project": project, "config": config, "members": members, "roles": [r.value for r in Role],
         "settings": qa_settings_get(actor=request.user, project=project),
         "audit": audit, "audit_filters": audit_filters, "audit_errors": audit_errors,
