@@ -5,30 +5,9 @@ from __future__ import annotations
 from celery import shared_task
 
 from annotation.models import Image, Job
-from annotation.services import job_fail, job_progress, job_start, job_succeed
+from annotation.services.jobs import job_run
 from config.errors import DomainError
 from qa.enums import QaTrigger
-
-
-def _run_job(job_id: int | None, work, *, message: str):
-    """Run ``work(progress)`` reporting to the job (if any); a DomainError is the job's outcome."""
-    if job_id is None:
-        return work(None)
-    job_start(job_id=job_id, message=message)
-
-    def progress(done: int, total: int) -> None:
-        job_progress(job_id=job_id, done=done, total=total)
-
-    try:
-        result = work(progress)
-    except DomainError as exc:
-        job_fail(job_id=job_id, error=exc.message)
-        return {"error": exc.message}
-    except Exception as exc:
-        job_fail(job_id=job_id, error=f"{type(exc).__name__}: {exc}")
-        raise
-    job_succeed(job_id=job_id, result=result, message="done")
-    return result
 
 
 @shared_task(name="qa.image_qa_run", time_limit=10 * 60, soft_time_limit=9 * 60)
@@ -50,7 +29,7 @@ def image_qa_run_task(image_id: int, trigger: str = QaTrigger.ON_DEMAND, job_id:
         except DomainError as exc:
             # e.g. the annotations were withdrawn meanwhile: nothing to retry.
             return {"error": exc.message}
-    return _run_job(job_id, work, message=f"QA run of image {image_id}")
+    return job_run(job_id=job_id, work=work, message=f"QA run of image {image_id}")
 
 
 @shared_task(name="qa.project_regate", time_limit=60 * 60, soft_time_limit=55 * 60)
@@ -58,8 +37,8 @@ def project_regate_task(job_id: int) -> dict:
     from qa.services.gating import project_regate
 
     job = Job.objects.select_related("project").get(pk=job_id)
-    return _run_job(job_id, lambda progress: project_regate(project=job.project, progress=progress),
-                    message="re-gating the project")
+    return job_run(job_id=job_id, work=lambda progress: project_regate(project=job.project, progress=progress),
+                   message="re-gating the project")
 
 
 @shared_task(name="qa.reliability_recompute", time_limit=60 * 60, soft_time_limit=55 * 60)
@@ -67,8 +46,8 @@ def reliability_recompute_task(job_id: int) -> dict:
     from qa.services.reliability import reliability_recompute
 
     job = Job.objects.select_related("project").get(pk=job_id)
-    return _run_job(job_id, lambda progress: reliability_recompute(project=job.project),
-                    message="recomputing annotator reliability")
+    return job_run(job_id=job_id, work=lambda progress: reliability_recompute(project=job.project),
+                   message="recomputing annotator reliability")
 
 
 __all__ = ["image_qa_run_task", "project_regate_task", "reliability_recompute_task"]

@@ -12,6 +12,7 @@ I = P + "images/<int:pk>/"  # noqa: E741
 urlpatterns = [
     path(I + "qa/", images.ImageQaView.as_view(), name="image-qa"),
     path(I + "qa/consensus/", images.ImageConsensusView.as_view(), name="image-consensus"),
+    path(I + "qa/model-reference/", images.ImageModelReferenceView.as_view(), name="image-model-reference"),
     path(I + "approved/", images.ImageApprovedView.as_view(), name="image-approved"),
     path(I + "approved/provenance/", images.ImageApprovedProvenanceView.as_view(), name="image-approved-provenance"),
     path(I + "gold/", images.ImageGoldView.as_view(), name="image-gold"),

@@ -13,8 +13,7 @@ from celery import shared_task
 from django.conf import settings
 
 from annotation.models import Job
-from annotation.services import job_fail, job_progress, job_start, job_succeed
-from config.errors import DomainError
+from annotation.services.jobs import job_run
 from training.services import run_execute, runs_reap
 from training.services.active_learning import RANK_TASK, ranking_compute
 from training.services.assist import assist_embed
@@ -37,34 +36,23 @@ def training_runs_reap_task() -> dict:
     return runs_reap()
 
 
-def _run_job(job_id: int, service, verb: str, summary) -> dict:
+def _run_images_job(job_id: int, service, verb: str, summary) -> dict:
+    """``service(job=, progress=)`` as the job, its progress counted in images ``verb``."""
     job = Job.objects.get(pk=job_id)
-    job_start(job_id=job_id, message=f"{verb} images")
-
-    def progress(done: int, total: int) -> None:
-        job_progress(job_id=job_id, done=done, total=total, message=f"{done} of {total} images {verb}")
-
-    try:
-        result = service(job=job, progress=progress)
-    except DomainError as exc:
-        job_fail(job_id=job_id, error=exc.message)
-        return {"error": exc.message}
-    except Exception as exc:
-        job_fail(job_id=job_id, error=f"{type(exc).__name__}: {exc}")
-        raise
-    job_succeed(job_id=job_id, result=result, message=summary(result))
-    return result
+    return job_run(job_id=job_id, work=lambda progress: service(job=job, progress=progress),
+                   message=f"{verb} images",
+                   progress_message=lambda done, total: f"{done} of {total} images {verb}", summary=summary)
 
 
 @shared_task(name=PREANNOTATE_TASK, time_limit=6 * 3600, soft_time_limit=6 * 3600 - 60)
 def model_preannotate_task(job_id: int) -> dict:
-    return _run_job(job_id, preannotate_run, "pre-annotated",
+    return _run_images_job(job_id, preannotate_run, "pre-annotated",
                     lambda r: f"{r['drafts_written']} drafts written from {r['predicted']} images")
 
 
 @shared_task(name=RANK_TASK, time_limit=6 * 3600, soft_time_limit=6 * 3600 - 60)
 def active_learning_rank_task(job_id: int) -> dict:
-    return _run_job(job_id, ranking_compute, "scored",
+    return _run_images_job(job_id, ranking_compute, "scored",
                     lambda r: f"{len(r['unlabelled'])} unlabelled and {len(r['labelled'])} labelled images ranked")
 
 

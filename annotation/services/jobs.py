@@ -7,14 +7,21 @@ tasks therefore call them outside their long-running transactions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 from django.db import transaction
 from django.utils import timezone
 
 from annotation.enums import JOB_FINISHED, JobStatus
 from annotation.models import Job, Project
-from config.errors import Conflict, InvalidInput
+from config.errors import Conflict, DomainError, InvalidInput
 
 _MESSAGE_LIMIT = 500
+
+R = TypeVar("R")
+#: ``progress(done, total)``: what a long-running service calls as it goes.
+Progress = Callable[[int, int], None]
 
 
 def job_create(
@@ -84,3 +91,38 @@ def job_fail(*, job_id: int, error: str) -> None:
         job_id, status=JobStatus.FAILED, error=error, finished_at=timezone.now(),
         message="failed",
     )
+
+
+def job_run(
+    *, job_id: int, work: Callable[[Progress], R], message: str = "",
+    progress_message: Callable[[int, int], str] | None = None,
+    output: Callable[[R], dict] | None = None, summary: Callable[[R], str] | None = None,
+) -> dict:
+    """Run ``work(progress)`` as job ``job_id``: what every job-running task does around its service.
+
+    The job is marked running with ``message``; ``progress(done, total)`` records progress
+    (with ``progress_message(done, total)`` if given); the job succeeds with
+    ``output(result)`` (the result itself by default, a dict) and ``summary(result)`` as its
+    message ("done" by default), which is also returned. A :class:`DomainError` is the
+    job's outcome, not a crash to retry: the job fails with its message and
+    ``{"error": message}`` is returned. Any other exception fails the job with its type and
+    message and is raised again, so Celery records it. Precondition: the job is not finished
+    (else :class:`Conflict` before ``work`` runs).
+    """
+    job_start(job_id=job_id, message=message)
+
+    def progress(done: int, total: int) -> None:
+        job_progress(job_id=job_id, done=done, total=total,
+                     message=progress_message(done, total) if progress_message is not None else "")
+
+    try:
+        result = work(progress)
+    except DomainError as exc:
+        job_fail(job_id=job_id, error=exc.message)
+        return {"error": exc.message}
+    except Exception as exc:
+        job_fail(job_id=job_id, error=f"{type(exc).__name__}: {exc}")
+        raise
+    out: Any = output(result) if output is not None else result
+    job_succeed(job_id=job_id, result=out, message=summary(result) if summary is not None else "done")
+    return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
@@ -17,7 +18,7 @@ from annotation.serializers import AnnotationMaskQuery, JobOutput
 from annotation.services.mask_export import image_file_stem, mask_render
 from config.errors import InvalidInput, NotFound
 from qa import selectors, services
-from qa.models import ApprovedMask, ImageQaState
+from qa.models import ApprovedMask, ImageQaState, QaModelReference
 from qa.serializers import GoldInput, QaRunInput, gold_output, qa_run_output, qa_run_own_output
 from qa.services.masks import mask_read
 from qa.services.policies import ACTING_ROLES
@@ -40,7 +41,12 @@ class ImageQaView(ProjectScopedView):
         if role == Role.ANNOTATOR:
             return Response(qa_run_own_output(run, user=request.user))
         state = ImageQaState.objects.filter(image=image).select_related("approved_mask__policy").first()
-        return Response(qa_run_output(run, selectors.gate_decision_latest(qa_run=run), state=state))
+        out = qa_run_output(run, selectors.gate_decision_latest(qa_run=run), state=state)
+        reference = out["model_reference"]
+        if reference is not None:
+            reference["prediction_url"] = None if reference["error"] else reverse(
+                "qa:image-model-reference", kwargs={"slug": slug, "pk": pk})
+        return Response(out)
 
     @extend_schema(request=QaRunInput, responses={202: JobOutput},
                    description="Run QA of the image now (QA leads, managers): a job to poll. "
@@ -82,6 +88,31 @@ class ImageConsensusView(_MaskFileView):
         if role == Role.ANNOTATOR:
             raise NotFound(f"image {pk} has no consensus you may read")
         return self.respond(image, run.consensus.name, f"consensus_run{run.pk}")
+
+
+class ImageModelReferenceView(_MaskFileView):
+    @extend_schema(parameters=[AnnotationMaskQuery], responses=FILE_RESPONSE,
+                   description="The reference model's prediction stored with the image's latest QA run "
+                   "(`model_reference` of `GET images/<id>/qa/`); 404 when that run was not compared with "
+                   "a model or the model could not predict the image.")
+    def get(self, request, slug, pk):
+        project = self.get_project()
+        image, run, role = selectors.image_qa_get(user=request.user, project=project, image_id=pk)
+        if role == Role.ANNOTATOR:
+            raise NotFound(f"image {pk} has no model reference you may read")
+        try:
+            reference = run.model_reference
+        except QaModelReference.DoesNotExist:
+            reference = None
+        if reference is None:
+            raise NotFound(f"the latest QA run of image {pk} was not compared with a model; set "
+                           "reference_model in qa/settings/, or POST images/<id>/qa/ with reference_model",
+                           code="no_model_reference")
+        if not reference.prediction:
+            raise NotFound(f"the reference model could not predict image {pk}: {reference.error}",
+                           code="no_model_reference")
+        return self.respond(image, reference.prediction.name,
+                            f"model{reference.model_version_id}_reference_run{run.pk}")
 
 
 class ImageApprovedView(_MaskFileView):

@@ -1,6 +1,7 @@
 // models.js — model actions through the REST API: pre-annotation of images with a model (a
-// job, polled with progress) and the active-learning ranking (computed by a job when there is
-// none yet) with queueing of the chosen images for annotation (managers).
+// job, polled with progress) and the active-learning ranking (read with GET; computed by a job
+// that "Rank now" / "Rank again" POSTs and follows) with queueing of the chosen images for
+// annotation (managers).
 
 import { ApiClient, ApiError } from "../annotator/api.js";
 import { el, followJob, readConfig } from "../qa/common.js";
@@ -9,10 +10,11 @@ const cfg = readConfig("models-config");
 const api = new ApiClient({ csrfToken: cfg.csrfToken });
 const $ = (id) => document.getElementById(id);
 const post = (url, body) => api.json(url, { method: "POST", body: JSON.stringify(body), headers: { "Content-Type": "application/json" } });
-const message = (err) => (err instanceof ApiError ? err.message : `Network error: ${err.message}`);
+const message = (err) => (err instanceof TypeError ? `Network error: ${err.message}` : err.message);
 const ids = (text) => String(text || "").split(/[\s,;]+/).filter(Boolean).map(Number);
 
-function say(id, text, ok = true) { const out = $(id); out.className = ok ? "qa-msg qa-msg-ok" : "qa-msg qa-msg-err"; out.textContent = text; }
+/** Show a message in element ``id``: ``ok`` true (success), false (error) or null (neutral). */
+function say(id, text, ok = true) { const out = $(id); out.className = ok === null ? "qa-msg" : ok ? "qa-msg qa-msg-ok" : "qa-msg qa-msg-err"; out.textContent = text; }
 
 /** Follow a job to its end, showing progress in the <p> with id ``box``; resolves with the job. */
 function follow(jobId, box) {
@@ -54,14 +56,17 @@ function rankingRow(kind, r) {
   return el("tr", { dataset: { image: String(r.image) } }, el("td", {}, tick), el("td", {}, image), el("td", { class: "ml-num", text: r.score.toFixed(3) }), extra);
 }
 
-async function loadRanking(refresh = false) {
-  const url = `${cfg.urls.ranking}?model=${cfg.model}${refresh ? "&refresh=true" : ""}`;
-  const response = await api.request(url, { headers: { Accept: "application/json" } });
-  let body = await response.json();
-  if (response.status === 202) {
-    const job = await follow(body.id, "al-progress");
-    if (job.status !== "succeeded") throw new Error(`ranking ${job.status}: ${job.error || job.message}`);
+/** Show the latest ranking (a GET reads only); resolves false when none has been computed yet. */
+async function loadRanking() {
+  let body;
+  try {
     body = await api.json(`${cfg.urls.ranking}?model=${cfg.model}`);
+  } catch (err) {
+    if (!(err instanceof ApiError) || err.status !== 404) throw err;
+    say("al-result", "No ranking by this model yet: “Rank now” computes one (the model runs over every candidate image).", null);
+    $("al-refresh").textContent = "Rank now";
+    $("al").dataset.state = "empty";
+    return false;
   }
   for (const kind of ["unlabelled", "labelled"]) {
     const rows = body[kind] || [];
@@ -70,7 +75,21 @@ async function loadRanking(refresh = false) {
     if (!rows.length) tbody.append(el("tr", {}, el("td", { colspan: "4", text: `No ${kind} image.` })));
   }
   say("al-result", `Ranked by model #${body.model_version} at ${new Date(body.computed_at).toLocaleString()}.`);
+  $("al-refresh").textContent = "Rank again";
   $("al").dataset.state = "ready";
+  return true;
+}
+
+/** Start a ranking job (or join the one already running for this model), follow it, then show it. */
+async function rank() {
+  const button = $("al-refresh");
+  button.disabled = true;
+  $("al").dataset.state = "ranking";
+  try {
+    const job = await follow((await post(cfg.urls.ranking, { model: cfg.model })).id, "al-progress");
+    if (job.status !== "succeeded") throw new Error(`ranking ${job.status}: ${job.error || job.message}`);
+    await loadRanking();
+  } finally { button.disabled = false; }
 }
 
 async function queue(body) {
@@ -94,8 +113,9 @@ function wireRanking() {
     const kind = b.dataset.queueTop;
     b.addEventListener("click", () => queue({ model: cfg.model, kind, top: Number(document.querySelector(`[data-top=${kind}]`).value) }));
   }
-  $("al-refresh").addEventListener("click", () => { $("al").dataset.state = "loading"; loadRanking(true).catch((err) => say("al-result", message(err), false)); });
-  loadRanking().catch((err) => { say("al-result", message(err), false); $("al").dataset.state = "error"; });
+  const failed = (err) => { say("al-result", message(err), false); $("al").dataset.state = "error"; };
+  $("al-refresh").addEventListener("click", () => rank().catch(failed));
+  loadRanking().catch(failed);
 }
 
 wirePredict();

@@ -14,9 +14,9 @@ from training.services.predict import model_version_predict
 API = "/api/v1/projects/train/"
 
 
-def _rank(client, capture, model, **params):
+def _rank(client, capture, model):
     with capture(execute=True):
-        return client.get(API + "active-learning/", {"model": model.pk, **params})
+        return client.post(API + "active-learning/", {"model": model.pk}, format="json")
 
 
 def test_ranking_is_computed_by_a_job_then_served(tworld, tmodel, api_client, django_capture_on_commit_callbacks):
@@ -26,9 +26,20 @@ def test_ranking_is_computed_by_a_job_then_served(tworld, tmodel, api_client, dj
     api_client.force_authenticate(tworld.users["annotator"])
     assert api_client.get(API + "active-learning/", {"model": tmodel.pk}).status_code == 403
     assert api_client.get(API + "active-learning/").status_code == 403  # role before query
+    assert api_client.post(API + "active-learning/", {"model": tmodel.pk}, format="json").status_code == 403
+    assert api_client.post(API + "active-learning/", {"bogus": 1}, format="json").status_code == 403  # before body
     api_client.force_authenticate(tworld.users["qa_lead"])
     assert api_client.get(API + "active-learning/").status_code == 400
     assert api_client.get(API + "active-learning/", {"model": 999999}).status_code == 404
+    assert api_client.post(API + "active-learning/", {}, format="json").json()["model"]
+    assert api_client.post(API + "active-learning/", {"model": 999999}, format="json").status_code == 404
+    assert not Job.objects.filter(kind="training.active_learning_rank").exists()  # nothing on refusal
+
+    # Reading never starts anything: no ranking yet is a 404 that says how to compute one.
+    none_yet = api_client.get(API + "active-learning/", {"model": tmodel.pk})
+    assert none_yet.status_code == 404
+    assert "has been computed yet" in none_yet.json()["detail"] and "POST active-learning/" in none_yet.json()["detail"]
+    assert not Job.objects.filter(kind="training.active_learning_rank").exists()
 
     first = _rank(api_client, django_capture_on_commit_callbacks, tmodel)
     assert first.status_code == 202 and first.json()["kind"] == "training.active_learning_rank"
@@ -59,8 +70,40 @@ def test_ranking_is_computed_by_a_job_then_served(tworld, tmodel, api_client, dj
         assert r["score"] == pytest.approx(1.0 - match_instances(consensus, pred).f1)
     assert [r["score"] for r in lab] == sorted((r["score"] for r in lab), reverse=True)
 
-    refreshed = _rank(api_client, django_capture_on_commit_callbacks, tmodel, refresh="true")
+    # GET keeps serving that ranking, however often it is asked, and starts nothing.
+    for _ in range(2):
+        assert api_client.get(API + "active-learning/", {"model": tmodel.pk}).json()["job"] == job.pk
+    assert Job.objects.filter(kind="training.active_learning_rank").count() == 1
+    # `refresh` was the GET's way to recompute; it is a POST now, and the GET says so by name.
+    assert "refresh" in api_client.get(API + "active-learning/", {"model": tmodel.pk, "refresh": "true"}).json()
+
+    refreshed = _rank(api_client, django_capture_on_commit_callbacks, tmodel)
     assert refreshed.status_code == 202 and refreshed.json()["id"] != job.pk
+    assert api_client.get(API + "active-learning/", {"model": tmodel.pk}).json()["job"] == refreshed.json()["id"]
+
+
+def test_a_running_ranking_is_answered_instead_of_a_second(tworld, tmodel, api_client,
+                                                          django_capture_on_commit_callbacks):
+    url = API + "active-learning/"
+    with django_capture_on_commit_callbacks(execute=False) as queued:  # the task has not run yet
+        api_client.force_authenticate(tworld.users["ml_engineer"])
+        first = api_client.post(url, {"model": tmodel.pk}, format="json")
+        api_client.force_authenticate(tworld.users["manager"])
+        again = api_client.post(url, {"model": tmodel.pk}, format="json")
+    assert first.status_code == again.status_code == 202
+    assert first.json()["status"] == "queued" and again.json()["id"] == first.json()["id"]
+    assert len(queued) == 1  # one task enqueued
+    jobs = Job.objects.filter(kind="training.active_learning_rank")
+    assert list(jobs.values_list("pk", "params")) == [(first.json()["id"], {"model_version": tmodel.pk})]
+    assert api_client.get(url, {"model": tmodel.pk}).status_code == 404  # still none finished
+
+    Job.objects.filter(pk=first.json()["id"]).update(status=JobStatus.RUNNING)
+    assert api_client.post(url, {"model": tmodel.pk}, format="json").json()["id"] == first.json()["id"]
+    Job.objects.filter(pk=first.json()["id"]).update(status=JobStatus.FAILED)
+    with django_capture_on_commit_callbacks(execute=False):
+        after_failure = api_client.post(url, {"model": tmodel.pk}, format="json")
+    assert after_failure.status_code == 202 and after_failure.json()["id"] != first.json()["id"]
+    assert jobs.count() == 2
 
 
 def test_queue_raises_priority_creates_assignments_and_next_hands_them_out_first(tworld, api_client):

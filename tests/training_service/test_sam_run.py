@@ -38,7 +38,7 @@ def test_tiny_sam_run_completes_and_registers_a_model(tworld, api_client, django
     # Active learning with a SAM model: unlabelled images ranked by 1 - mean predicted IoU.
     fresh = [ImageFactory(project=tworld.project) for _ in range(2)]
     with django_capture_on_commit_callbacks(execute=True):
-        queued = api_client.get(API + "active-learning/", {"model": model.pk})
+        queued = api_client.post(API + "active-learning/", {"model": model.pk}, format="json")
     assert queued.status_code == 202
     ranking = api_client.get(API + "active-learning/", {"model": model.pk}).json()
     assert ranking["backbone"] == "sam" and {r["image"] for r in ranking["unlabelled"]} == {f.pk for f in fresh}

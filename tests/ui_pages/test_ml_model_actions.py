@@ -8,14 +8,14 @@ import pytest
 from django.test.utils import override_settings
 
 from annotation.enums import AssignmentStatus
-from annotation.models import AnnotationDraft, Assignment
+from annotation.models import AnnotationDraft, Assignment, Job
 from tests.datasets.conftest import build_world
 from tests.datasets.helpers import make_snapshot
 from tests.factories import AssignmentFactory, ImageFactory
 from tests.training_service.conftest import TINY_HYPER, TINY_OPTIONS
 from tests.ui_pages.conftest import log_in
 from training.services import RunSpec, run_create
-from training.services.active_learning import QUEUE_PRIORITY
+from training.services.active_learning import QUEUE_PRIORITY, RANK_TASK
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -56,14 +56,25 @@ def test_pre_annotation_then_active_learning_queue(live_server, page, seen, scre
     assert "images" in page.inner_text("#predict-result")
     page.screenshot(path=str(screenshot_dir / "ml_model_preannotate.png"), full_page=True)
 
-    # The ML engineer sees the ranking but queueing is the manager's (one trained model for both).
+    # Opening the page only reads: no ranking yet is said, and nothing is started until asked.
     page.goto(f"{live_server.url}/ml/mla/active-learning/?model={trained.model.pk}")
+    page.wait_for_selector("#al[data-state='empty']")
+    assert "No ranking by this model yet" in page.inner_text("#al-result")
+    assert page.inner_text("#al-refresh") == "Rank now"
+    ranking_jobs = Job.objects.filter(kind=RANK_TASK)
+    assert not ranking_jobs.exists()
+    page.screenshot(path=str(screenshot_dir / "ml_active_learning_none.png"), full_page=True)
+    # The ML engineer ranks (a POST, followed with progress) but queueing is the manager's.
+    page.click("#al-refresh")
     page.wait_for_selector("#al[data-state='ready']", timeout=120000)
+    assert page.inner_text("#al-refresh") == "Rank again"
+    assert ranking_jobs.count() == 1 and ranking_jobs.get().created_by.username == "mla-ml_engineer"
     assert page.locator("[data-queue]").count() == 0
     page.context.clear_cookies()
     log_in(page, live_server.url, "mla-manager")
     page.goto(f"{live_server.url}/ml/mla/active-learning/?model={trained.model.pk}")
-    page.wait_for_selector("#al[data-state='ready']", timeout=120000)
+    page.wait_for_selector("#al[data-state='ready']")  # the ranking computed above, read at once
+    assert ranking_jobs.count() == 1
     unlabelled = page.locator("#al-unlabelled tbody tr[data-image]")
     assert sorted(int(r.get_attribute("data-image")) for r in unlabelled.all()) == sorted(i.pk for i in trained.fresh)
     scores = [float(t) for t in page.locator("#al-unlabelled tbody td:nth-child(3)").all_inner_texts()]

@@ -8,6 +8,7 @@ split of a snapshot, for two prediction sets (one misses cells, one is exact).
 import numpy as np
 import pytest
 
+from datasets.model_views import HEADLINES
 from datasets.models import DatasetSnapshot
 from datasets.services import SnapshotSpec, snapshot_create
 from tests.datasets.conftest import build_world
@@ -28,6 +29,17 @@ def _register(world, snapshot, *, name, version, predictions, parent=None):
         weights_sha256="0" * 64, snapshot=snapshot, snapshot_content_hash=snapshot.content_hash,
         code_version="test", parent=parent, metrics=metrics,
     )
+
+
+def _table_fit(page, ids):
+    """Where each table's last header cell ends against its scroll box and card (CSS px)."""
+    return page.evaluate("""(ids) => Object.fromEntries(ids.map((id) => {
+      const table = document.getElementById(id), box = table.parentElement, card = table.closest(".card");
+      const heads = table.tHead.rows[0].cells, last = heads[heads.length - 1];
+      return [id, { last_right: last.getBoundingClientRect().right, last_text: last.textContent.trim(),
+        box_right: box.getBoundingClientRect().right, card_right: card.getBoundingClientRect().right,
+        scroll_width: box.scrollWidth, client_width: box.clientWidth, scroller: getComputedStyle(box).overflowX }];
+    }))""", ids)
 
 
 def _drop_half(labels):
@@ -105,6 +117,16 @@ def test_model_registry_evaluation_tables_and_comparison(live_server, page, seen
     ap50 = float(page.locator("#headline tr[data-row='model'] td").nth(2).inner_text())
     assert ap50 == pytest.approx(weak.metrics["model"]["pooled"]["ap"][0], abs=5e-4) and ap50 < 0.9
     page.screenshot(path=str(screenshot_dir / "ml_model.png"), full_page=True)
+    # At 1280 x 800 every column of every evaluation table is in view (the per-group one was
+    # cut off in half a page), and a table wider than its card would scroll inside it.
+    assert page.viewport_size == {"width": 1280, "height": 800}
+    fit = _table_fit(page, ["headline", "per-threshold", "per-group", "per-image"])
+    for table, f in fit.items():
+        assert f["scroller"] in ("auto", "scroll"), (table, f)
+        assert f["last_right"] <= f["box_right"] + 0.5 and f["scroll_width"] <= f["client_width"], (table, f)
+        assert f["box_right"] <= f["card_right"] and f["card_right"] <= 1280, (table, f)
+    assert fit["per-group"]["last_text"] == HEADLINES[-1][1]
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
 
     page.select_option("#compare-form [name=b]", str(exact.pk))
     page.click("#compare-form button")

@@ -98,9 +98,11 @@ class PredictInput(StrictSerializer):
 
 
 class RankingQuery(FilterSerializer):
+    model = serializers.IntegerField(min_value=1, help_text="the model version whose latest ranking to read")
+
+
+class RankingStartInput(StrictSerializer):
     model = serializers.IntegerField(min_value=1, help_text="the model version that ranks")
-    refresh = serializers.BooleanField(required=False, default=False,
-                                       help_text="compute a new ranking even if one exists")
 
 
 class QueueInput(StrictSerializer):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
@@ -20,6 +20,7 @@ from training.api.serializers import (
     PredictInput,
     QueueInput,
     RankingQuery,
+    RankingStartInput,
     RunCreateInput,
     RunFilter,
     RunOutput,
@@ -145,12 +146,16 @@ class ModelPredictView(ProjectScopedView):
 
 
 class ActiveLearningView(ProjectScopedView):
-    serializer_class = RankingQuery
+    write_roles = al.READ_ROLES
+    serializer_class = RankingStartInput
 
-    @extend_schema(parameters=[RankingQuery], responses={200: OpenApiTypes.OBJECT, 202: JobOutput},
+    @extend_schema(parameters=[RankingQuery],
+                   responses={200: OpenApiTypes.OBJECT,
+                              404: OpenApiResponse(description="No ranking by this model has been computed yet.")},
                    description="The latest ranking by a model: `unlabelled` images by its uncertainty, "
-                   "`labelled` ones by its disagreement with the QA consensus, highest score first. When "
-                   "there is none yet (or `refresh`), a job computes it: 202 with the job to poll.")
+                   "`labelled` ones by its disagreement with the QA consensus, highest score first, with the "
+                   "`job` that computed it. Reads only: 404 when none has been computed yet "
+                   "(`POST active-learning/` computes one).")
     def get(self, request, slug):
         project = self.get_project()
         # Who may not read rankings hears so before anything about their query.
@@ -158,11 +163,21 @@ class ActiveLearningView(ProjectScopedView):
         query = RankingQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         model = selectors.model_get(user=request.user, project=project, model_id=query.validated_data["model"])
-        ranking, job = al.ranking_get(user=request.user, project=project, model=model,
-                                      refresh=query.validated_data["refresh"])
-        if ranking is None:
-            return Response(JobOutput(job).data, status=status.HTTP_202_ACCEPTED)
-        return Response({**ranking, "job": job.pk})
+        job = al.ranking_get(user=request.user, project=project, model=model)
+        return Response({**job.result, "job": job.pk})
+
+    @extend_schema(request=RankingStartInput, responses={202: JobOutput},
+                   description="Compute a new ranking by a model: 202 with the job to poll "
+                   "(`GET jobs/<id>/`), then `GET active-learning/?model=` serves it. While a ranking by "
+                   "that model is being computed, that job is answered instead of a second one.")
+    def post(self, request, slug):
+        project = self.get_project()
+        data = RankingStartInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        model = selectors.model_get(user=request.user, project=project, model_id=data.validated_data["model"])
+        job, _created = al.ranking_start(actor=request.user, project=project, model=model)
+        job.refresh_from_db()  # an embedded (eager) run has already moved it on
+        return Response(JobOutput(job).data, status=status.HTTP_202_ACCEPTED)
 
 
 class ActiveLearningQueueView(ProjectScopedView):

@@ -1,10 +1,11 @@
 """Active learning: rank a project's images by what a model would learn from them, queue the best.
 
 A ranking is computed by a job (the model runs over every candidate image, which can take
-minutes) and kept as that job's result; ``GET active-learning/?model=<id>`` returns the
-latest one, or queues one and answers with its job.  Unlabelled images (no annotation
-yet, gold excluded) are ranked by the model's uncertainty, labelled ones (with a QA
-consensus) by how much the model disagrees with it (:mod:`training.active_learning`).
+minutes) and kept as that job's result: ``POST active-learning/`` starts one (or answers
+with the one already running), ``GET active-learning/?model=<id>`` returns the latest one
+and changes nothing.  Unlabelled images (no annotation yet, gold excluded) are ranked by
+the model's uncertainty, labelled ones (with a QA consensus) by how much the model
+disagrees with it (:mod:`training.active_learning`).
 ``POST active-learning/queue/`` raises the priority of those images' open assignments so
 ``assignments/next/`` hands them out first, creating assignments where none is open.
 """
@@ -23,7 +24,7 @@ from annotation.access import check_project_role
 from annotation.enums import AssignmentStatus, JobStatus, Role
 from annotation.models import Annotation, Assignment, Image, Job, Project
 from annotation.services.jobs import job_create
-from config.errors import InvalidInput
+from config.errors import InvalidInput, NotFound
 from training import active_learning as al
 from training.enums import Backbone
 from training.models import ModelVersion
@@ -59,26 +60,39 @@ def _jobs(project: Project, model: ModelVersion):
     return Job.objects.filter(project=project, kind=RANK_TASK, params__model_version=model.pk)
 
 
-@transaction.atomic
-def ranking_get(*, user, project: Project, model: ModelVersion, refresh: bool = False) -> tuple[dict | None, Job]:
-    """(the latest ranking by ``model``, its job), or (None, the job computing one).
+def ranking_get(*, user, project: Project, model: ModelVersion) -> Job:
+    """The finished job holding the latest ranking by ``model`` (its ``result``); reads only.
 
-    A ranking is computed when there is none yet or ``refresh`` is asked for, unless one
-    is already being computed. Precondition: ``model`` belongs to ``project``.
+    Raises :class:`NotFound` when no ranking by ``model`` has been computed yet.
+    Precondition: ``model`` belongs to ``project``.
     """
     check_project_role(user=user, project=project, roles=READ_ROLES)
     latest = _jobs(project, model).filter(status=JobStatus.SUCCEEDED).order_by("-finished_at", "-id").first()
-    if latest is not None and not refresh:
-        return latest.result, latest
-    pending = _jobs(project, model).filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).first()
+    if latest is None:
+        raise NotFound(f"no active-learning ranking by model {model.pk} has been computed yet; "
+                       f'POST active-learning/ with {{"model": {model.pk}}} to compute one')
+    return latest
+
+
+@transaction.atomic
+def ranking_start(*, actor, project: Project, model: ModelVersion) -> tuple[Job, bool]:
+    """(the job computing a new ranking by ``model``, whether this call created it).
+
+    A ranking already being computed for ``model`` is returned instead of a second one.
+    Precondition: ``model`` belongs to ``project``.
+    """
+    check_project_role(user=actor, project=project, roles=READ_ROLES)
+    # Two concurrent starts queue one job: the model's row serialises them.
+    ModelVersion.objects.select_for_update().filter(pk=model.pk).first()
+    pending = _jobs(project, model).filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).order_by("id").first()
     if pending is not None:
-        return None, pending
-    job = job_create(kind=RANK_TASK, project=project, created_by=user, params={"model_version": model.pk},
+        return pending, False
+    job = job_create(kind=RANK_TASK, project=project, created_by=actor, params={"model_version": model.pk},
                      message=f"active-learning ranking by {model} queued")
     from training.tasks import active_learning_rank_task
 
     transaction.on_commit(lambda: active_learning_rank_task.delay(job.pk))
-    return None, job
+    return job, True
 
 
 def _uncertainty(model: ModelVersion, images: list[np.ndarray], weights) -> list[dict]:
@@ -187,8 +201,8 @@ def queue_top(*, actor, project: Project, model: ModelVersion, top: int, kind: s
     check_project_role(user=actor, project=project, roles=[Role.MANAGER])
     latest = _jobs(project, model).filter(status=JobStatus.SUCCEEDED).order_by("-finished_at", "-id").first()
     if latest is None:
-        raise InvalidInput(f"no active-learning ranking by model {model.pk} yet; GET active-learning/ first",
-                           field="model")
+        raise InvalidInput(f"no active-learning ranking by model {model.pk} yet; "
+                           "POST active-learning/ to compute one", field="model")
     ids = [row["image"] for row in latest.result[kind][:top]]
     if not ids:
         raise InvalidInput(f"the ranking has no {kind} image", field="top")
