@@ -130,3 +130,14 @@ def test_publishing_with_nothing_to_recheck_queues_no_job(world, api_client):
 
 def test_recheck_task_name_is_pinned():
     assert guideline_recheck_task.name == "guidelines.recheck"
+
+
+def test_recheck_of_a_deleted_version_fails_its_job_with_the_reason(db):
+    from annotation.enums import JobStatus
+    from annotation.services.jobs import job_create
+
+    job = job_create(kind="guidelines.recheck", params={"guideline_version_id": 987654})
+    result = guideline_recheck_task(job.pk)
+    job.refresh_from_db()
+    assert result == {"error": "guideline version 987654 no longer exists"}
+    assert job.status == JobStatus.FAILED and job.error == result["error"]

@@ -18,6 +18,7 @@ ENDPOINTS = [
     ("post", "training-runs/", {"ml", "manager"}),
     ("post", "models/999999/predict/", {"ml", "manager"}),
     ("post", "active-learning/queue/", {"manager"}),
+    ("post", "active-learning/", {"lead", "ml", "manager"}),
 ]
 
 
