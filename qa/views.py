@@ -149,6 +149,17 @@ def qa_review(request, slug, pk):
     })
 
 
+DISPUTED_CONFIDENCE = 0.5
+
+
+def _disputed_cells(run, *, k: int) -> list[dict]:
+    """Consensus cells worth a look, least confident first: drawn by fewer than all ``k``
+    annotators, or fused with confidence below :data:`DISPUTED_CONFIDENCE`."""
+    cells = [c for c in run.cells if c["support"] < k or c["confidence"] < DISPUTED_CONFIDENCE]
+    return [{"id": c["id"], "support": c["support"], "k": k, "confidence": c["confidence"]}
+            for c in sorted(cells, key=lambda c: (c["confidence"], c["id"]))]
+
+
 def _edit_start(request, slug, image, members) -> dict:
     """Where the review editor starts: the consensus (default) or one annotation the run used."""
     chosen = request.GET.get("from", "consensus")
@@ -176,6 +187,8 @@ def qa_review_edit(request, slug, pk):
     members = list(run.members.select_related("annotator").order_by("position"))
     start = _edit_start(request, slug, image, members)
     guideline = guideline_published_get(project=project)
+    # Consensus ids are those of the starting mask only when it is the consensus.
+    disputed = _disputed_cells(run, k=len(members)) if start["kind"] == "consensus" else []
     own_work = Annotation.objects.filter(assignment__image=image, created_by_id=request.user.pk).exists()
     queue = [s.image_id for s in selectors.review_queue(user=request.user, project=project)[:200]]
     following = [i for i in queue if i != image.pk]
@@ -186,6 +199,7 @@ def qa_review_edit(request, slug, pk):
                   "height": image.height, "channels": image.channels, "dtype": image.dtype,
                   "stain": image.stain, "modality": image.modality},
         "start": start,
+        "disputed": disputed,
         "ownWork": own_work,
         "qaRun": run.pk,
         "guideline": {"version": guideline.version, "title": guideline.title,
@@ -202,6 +216,7 @@ def qa_review_edit(request, slug, pk):
     return render(request, "qa/review_edit.html", {
         "project": project, "image": image, "run": run, "members": members, "start": start,
         "guideline": guideline, "own_work": own_work, "config": config,
+        "side_extra": "qa/_review_edit_side.html",
     })
 
 

@@ -177,6 +177,7 @@ export class MaskLayer {
     this.mode = "both";
     this.selected = 0;
     this.flagged = new Set();
+    this.marked = new Set();   // cells to look at (a reviewer's disputed cells): amber outlines
     this._pal = new Uint32Array(4096);
   }
 
@@ -212,6 +213,7 @@ export class MaskLayer {
     const fillA = (this.mode === "fill" ? 255 : this.mode === "both" ? 110 : 0) << 24;
     const lineA = (off ? 0 : 255) << 24;
     const sel = this.selected, flagged = this.flagged, anyFlag = flagged.size > 0;
+    const marked = this.marked, anyMark = marked.size > 0;
     let lastId = -1, lastRgb = 0;
     for (let y = y0; y <= y1; y++) {
       const rowEdge = y === 0 || y === h - 1;
@@ -224,6 +226,7 @@ export class MaskLayer {
         if (!edge) { out[i] = fillA ? (fillA | lastRgb) >>> 0 : 0; continue; }
         if (id === sel) out[i] = 0xffffffff;                        // selected: white outline
         else if (anyFlag && flagged.has(id)) out[i] = 0xff2020ff;   // rule violation: red
+        else if (anyMark && marked.has(id)) out[i] = 0xff00b4ff;    // marked for a look: amber
         else out[i] = (lineA | lastRgb) >>> 0;
       }
     }

@@ -78,6 +78,31 @@ async function loadStart(api, cfg) {
   return { labels: null, draft: null, note };
 }
 
+/** Review mode: the consensus cells the annotators disputed, as a list that zooms to each and
+ * (optionally) amber outlines. A cell deleted or merged away meanwhile says so. */
+function wireDisputed(cells, { labels, mask, view, editor, zoomToCell }) {
+  const list = $("disputed");
+  const toggle = $("mark-disputed");
+  const ids = new Set(cells.map((c) => c.id));
+  const mark = () => { mask.marked = toggle.checked ? ids : new Set(); mask.updateAll(); view.redraw(); };
+  for (const c of cells) {
+    const item = document.createElement("li");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.dataset.cell = String(c.id);
+    button.textContent = `Cell ${c.id}: drawn by ${c.support} of ${c.k}, confidence ${Number(c.confidence).toFixed(2)}`;
+    button.addEventListener("click", () => {
+      if (!labels.areas.has(c.id)) { setStatus(`Cell ${c.id} is no longer in the mask (deleted or merged).`, "warn"); return; }
+      editor.select(c.id);
+      zoomToCell(c.id);
+    });
+    item.append(button);
+    list.append(item);
+  }
+  toggle.addEventListener("change", mark);
+  mark();
+}
+
 async function main() {
   const cfg = JSON.parse($("workspace-config").textContent);
   const root = $("workspace");
@@ -253,6 +278,8 @@ async function main() {
   } else {
     $("assist-note").textContent = cfg.assist.note;
   }
+
+  if (reviewing && cfg.disputed && cfg.disputed.length) wireDisputed(cfg.disputed, { labels, mask, view, editor, zoomToCell });
 
   const showViolations = () => { mask.flagged = rules.flaggedCells(); mask.updateAll(); view.redraw(); };
   $("check-rules").addEventListener("click", async () => {

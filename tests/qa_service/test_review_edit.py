@@ -124,6 +124,11 @@ def test_review_editor_page_starts_from_the_consensus_or_one_annotation(submitte
     assert config["start"]["labels"] == f"/qa/{submitted.project.slug}/images/{image.pk}/consensus/labels/"
     assert config["urls"]["review"] == url(submitted.project.slug, "images", image.pk, "review")
     assert config["project"]["cellClasses"] == []  # an approved mask carries no classes
+    k = run.members.count()
+    expected = sorted((c for c in run.cells if c["support"] < k or c["confidence"] < 0.5),
+                      key=lambda c: (c["confidence"], c["id"]))
+    assert [c["id"] for c in config["disputed"]] == [c["id"] for c in expected]
+    assert all(c["k"] == k and c["support"] <= k for c in config["disputed"])
 
     member = run.members.order_by("position").first()
     config = _config(_page(submitted.users["manager"], f"{path}?from={member.annotation_id}"))
@@ -132,6 +137,7 @@ def test_review_editor_page_starts_from_the_consensus_or_one_annotation(submitte
         "label": f"{member.annotator.username}'s annotation (r{member.revision})",
         "labels": url(submitted.project.slug, "annotations", member.annotation_id, "labels") + "?encoding=png",
     }
+    assert config["disputed"] == []  # an annotation's ids are not the consensus's
     assert _page(submitted.users["lead"], f"{path}?from=999999").status_code == 404
     assert _page(submitted.users["lead"], f"{path}?from=<script>").status_code == 404
 

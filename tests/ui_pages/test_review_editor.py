@@ -84,6 +84,23 @@ def test_lead_corrects_the_consensus_in_the_editor_and_accepts_it(live_server, p
     _wait_editor(page)
     assert "the consensus" in page.inner_text("#start-badge")
     assert _same_cells(_page_labels(page), consensus)
+
+    # The disputed cells are listed, least confident first; a click selects one and zooms to it.
+    k = len(members)
+    disputed = sorted((c for c in run.cells if c["support"] < k or c["confidence"] < 0.5),
+                      key=lambda c: (c["confidence"], c["id"]))
+    assert disputed, "the careless annotator leaves some cells disputed"
+    buttons = page.locator("#disputed button")
+    assert [int(b) for b in buttons.evaluate_all("bs => bs.map(b => b.dataset.cell)")] == [c["id"] for c in disputed]
+    assert page.evaluate("[...window.__annotator.mask.marked].sort((a, b) => a - b)") == sorted(c["id"] for c in disputed)
+    zoom = page.evaluate("window.__annotator.view.zoom")
+    buttons.first.click()
+    assert page.evaluate("window.__annotator.state.selected") == disputed[0]["id"]
+    assert page.evaluate("window.__annotator.view.zoom") > zoom
+    page.uncheck("#mark-disputed")
+    assert page.evaluate("window.__annotator.mask.marked.size") == 0
+    page.focus("#stage")
+    page.keyboard.press("0")  # fit the whole image again
     assert page.locator("#time-spent").count() == 0  # no timer, no draft in review mode
 
     # Delete the largest consensus cell, add a small one (breaks min_area).
