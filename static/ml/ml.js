@@ -44,6 +44,18 @@ async function loadSnapshots() {
     select.append(el("option", { value: String(s.id), text: `${s.name} v${s.version} (${s.n_items} images)` }));
   }
   if (!snaps.length) body.append(el("tr", {}, el("td", { colspan: "6", text: "No snapshot yet: create one from the approved masks." })));
+  await loadExports(snaps);
+}
+
+/** The exports of the newest snapshots (made on this page or before), unfinished ones followed. */
+async function loadExports(snaps) {
+  const recent = snaps.slice(0, 20);
+  const lists = await Promise.all(recent.map((s) => api.json(`${cfg.urls.snapshots}${s.id}/exports/`).then(list).catch(() => [])));
+  recent.forEach((s, i) => {
+    for (const d of lists[i]) exports.set(d.id, { url: `${cfg.urls.snapshots}${s.id}/exports/${d.id}/`, snapshot: s, data: d });
+  });
+  renderExports();
+  pollExports();
 }
 
 async function startExport(snapshot, format) {
@@ -67,6 +79,7 @@ function renderExports() {
       el("td", { text: d.error ? `${d.status}: ${d.error}` : d.status }), el("td", {}, bar(progress)),
       el("td", { text: d.n_files ? `${d.n_files} files, ${(d.total_bytes / 1e6).toFixed(2)} MB` : "—" }), el("td", {}, link)));
   }
+  if (!exports.size) body.append(el("tr", {}, el("td", { colspan: "6", text: "No export yet: pick a format next to a snapshot and export it." })));
 }
 
 let exportTimer = null;
@@ -119,7 +132,10 @@ async function loadRuns() {
     tr.addEventListener("click", () => { selectedRun = r.id; lossChart(r); });
     body.append(tr);
   }
-  if (!runs.length) body.append(el("tr", {}, el("td", { colspan: "7", text: "No training run yet." })));
+  if (!runs.length) {
+    body.append(el("tr", {}, el("td", { colspan: "7", text: "No training run yet." })));
+    $("loss-chart").replaceChildren(el("p", { class: "muted", text: "The loss curves of a run show here, live, once it starts." }));
+  }
   const shown = runs.find((r) => r.id === selectedRun) || runs[0];
   if (shown) { selectedRun = shown.id; lossChart(shown); }
   return runs.some((r) => r.status === "queued" || r.status === "running");

@@ -17,6 +17,8 @@ def test_ml_engineer_snapshots_exports_and_trains(live_server, page, seen, scree
         log_in(page, live_server.url, "mlp-ml_engineer")
         page.goto(f"{live_server.url}/ml/mlp/")
         page.wait_for_selector("#ml[data-state='ready']")
+        assert "No export yet" in page.inner_text("#exports")
+        assert "once it starts" in page.inner_text("#loss-chart")
 
         page.fill("#snapshot-form input[name=name]", "nuclei")
         page.click("#snapshot-form button")
@@ -29,6 +31,10 @@ def test_ml_engineer_snapshots_exports_and_trains(live_server, page, seen, scree
         page.wait_for_selector("#exports tr[data-status='succeeded'] a[href$='/download/']", timeout=60000)
         export = DatasetExport.objects.get(snapshot=snapshot)
         assert export.status == "succeeded" and export.n_files > 0
+        # Exports made before are listed after a reload, with their download.
+        page.reload()
+        page.wait_for_selector("#ml[data-state='ready']")
+        assert page.locator(f"#exports tr[data-export='{export.pk}'][data-status='succeeded'] a[href$='/download/']").count() == 1
 
         page.fill("#run-form input[name=name]", "nuclei-cp")
         page.fill("#run-form input[name=epochs]", "2")
