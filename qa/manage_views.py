@@ -61,7 +61,8 @@ def manage_home(request, slug):
         "project": {"slug": project.slug, "name": project.name},
         "urls": {"images": api("annotation:image-list"), "generate": api("annotation:assignment-generate"),
                  "settings": api("qa:settings"), "project": api("annotation:project-detail"),
-                 "members": api("annotation:member-list")},
+                 "members": api("annotation:member-list"), "jobs": reverse("annotation:job-list"),
+                 "page": reverse("manage-home", kwargs={"slug": slug})},
         "csrfToken": get_token(request),
         "uploadParallel": settings.CELLCURATE_UPLOAD_PARALLEL,
     }

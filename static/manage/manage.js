@@ -1,8 +1,9 @@
 // manage.js — the manager's page: drag-and-drop upload of many images with per-file progress
-// and result, assignment generation and QA settings, through the REST API (CSRF header).
+// and result, assignment generation (a job, followed) and QA settings, through the REST API
+// (CSRF header). The progress section is swapped in fresh from the server after each.
 
 import { ApiClient, ApiError } from "../annotator/api.js";
-import { el, readConfig } from "../qa/common.js";
+import { el, followJob, readConfig } from "../qa/common.js";
 
 const cfg = readConfig("manage-config");
 const api = new ApiClient({ csrfToken: cfg.csrfToken });
@@ -68,6 +69,16 @@ function uploadAttempt(file, row) {
   });
 }
 
+/** Swap in the progress section as the server renders it now (images, states, assignments). */
+async function refreshProgress() {
+  try {
+    const response = await fetch(cfg.urls.page, { credentials: "same-origin", headers: { Accept: "text/html" } });
+    if (!response.ok) return;
+    const fresh = new DOMParser().parseFromString(await response.text(), "text/html").getElementById("progress");
+    if (fresh) $("progress").replaceWith(document.importNode(fresh, true));
+  } catch { /* the numbers stay as they were; the next action refreshes them */ }
+}
+
 async function uploadAll(files) {
   const body = $("uploads").tBodies[0];
   const rows = [...files].map((file) => {
@@ -80,6 +91,7 @@ async function uploadAll(files) {
   let next = 0;
   const worker = async () => { while (next < rows.length) { const r = rows[next++]; r.result.textContent = "uploading…"; await uploadOne(r.file, r); } };
   await Promise.all(Array.from({ length: Math.min(PARALLEL, rows.length) }, worker));
+  await refreshProgress();
 }
 
 function wireDrop() {
@@ -134,13 +146,23 @@ function wireForms() {
   $("generate").addEventListener("click", async () => {
     const out = $("generate-result");
     out.textContent = "Generating…";
+    const button = $("generate");
+    button.disabled = true;
     try {
-      const job = await api.json(cfg.urls.generate, { method: "POST", body: "{}", headers: { "Content-Type": "application/json" } });
+      const started = await api.json(cfg.urls.generate, { method: "POST", body: "{}", headers: { "Content-Type": "application/json" } });
+      // A worker runs it: follow the job until it ends, with its progress.
+      const job = await followJob(api, cfg.urls.jobs, started.id, (j) => {
+        if (j.status === "succeeded" || j.status === "failed") return;
+        const pct = j.progress == null ? "" : ` ${Math.round(j.progress * 100)} %`;
+        out.textContent = `Job ${j.id}: ${j.status}${pct}${j.message ? ` (${j.message})` : ""}…`;
+      });
       const r = job.result || {};
+      out.className = job.status === "succeeded" ? "mg-ok" : "mg-err";
       out.textContent = job.status === "succeeded"
         ? `Done: ${Object.entries(r).map(([k, v]) => `${k.replace(/_/g, " ")} ${typeof v === "object" ? JSON.stringify(v) : v}`).join(", ") || "nothing to do"}.`
-        : `Job ${job.id}: ${job.status}.`;
-    } catch (err) { out.textContent = err instanceof ApiError ? err.message : err.message; }
+        : `Job ${job.id} ${job.status}: ${job.error || job.message}`;
+      await refreshProgress();
+    } catch (err) { out.className = "mg-err"; out.textContent = err.message; } finally { button.disabled = false; }
   });
   let kMin = Number($("settings-form").elements.annotators_per_image.value);
   $("settings-form").addEventListener("submit", async (ev) => {

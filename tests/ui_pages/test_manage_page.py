@@ -68,10 +68,14 @@ def test_manager_drops_three_images_and_sees_each_result(live_server, page, seen
     assert "50×40" in page.inner_text("#uploads tr[data-file='plate1_A01.png']")
     assert Image.objects.filter(project=project, plate="plate1").count() == 2
     assert page.locator("#uploads tr[data-result='error'] .mg-err").inner_text().strip() != ""
+    # The progress section was refreshed after the uploads: two images, both awaiting.
+    expect(page.locator("#progress-states [data-state='awaiting'] strong")).to_have_text("2")
 
     page.click("#generate")
     page.wait_for_selector("#generate-result:has-text('Done')")
     assert Assignment.objects.filter(image__project=project, annotator=annotator).count() == 2
+    expect(page.locator("#progress-assignments [data-status='pending'] strong")).to_have_text("2")
+    assert page.locator("#progress-annotators tr[data-user='ann']").inner_text().split()[:2] == ["ann", "2"]
     page.screenshot(path=str(screenshot_dir / "manage_page.png"), full_page=True)
     assert seen.dialogs == [] and seen.csp == [] and seen.errors == []
 
