@@ -45,7 +45,7 @@ browser:
 
 demo-data: install
 	DJANGO_DEBUG=1 $(BIN)/python manage.py migrate --noinput
-	DJANGO_DEBUG=1 $(BIN)/python manage.py demo
+	DJANGO_DEBUG=1 $(BIN)/python manage.py demo --base-url http://$(HOST):$(PORT)
 
 # The demo runs long tasks (training, QA of many images, exports) in a Celery worker beside
 # the web server, through kombu's filesystem transport under var/queue: no broker service,

@@ -66,8 +66,10 @@ def test_demo_users_can_log_in_with_the_printed_password(media_root, client):
 def test_demo_reset_starts_over(media_root):
     _run()
     old = Project.objects.get(slug="demo-nuclei").pk
-    output = _run("--reset")
+    output = _run("--reset", "--base-url", "http://127.0.0.1:8011/")
     assert "reset: deleted project demo-nuclei" in output
+    # The printed links follow the server's address (make demo passes HOST and PORT).
+    assert "http://127.0.0.1:8011/admin/" in output and "8000" not in output
     assert Project.objects.get(slug="demo-nuclei").pk != old
     assert _counts()["annotations"] == 4
 

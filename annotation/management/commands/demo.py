@@ -76,6 +76,7 @@ GUIDELINE_RULES = {
 
 class Command(BaseCommand):
     help = "Create (or top up) a demo project with synthetic images, members and annotations."
+    base_url = BASE_URL
 
     def add_arguments(self, parser):
         parser.add_argument("--reset", action="store_true", help="delete the demo project first")
@@ -86,8 +87,11 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--password", default=None,
                             help="password for every demo user (default: a new random one)")
+        parser.add_argument("--base-url", default=BASE_URL,
+                            help=f"where the server will answer, for the printed links (default {BASE_URL})")
 
     def handle(self, *args, **opts):
+        self.base_url = opts["base_url"].rstrip("/")
         if opts["images"] < 1 or opts["size"] < 64:
             self.stderr.write("--images must be >= 1 and --size >= 64")
             raise SystemExit(2)
@@ -228,35 +232,35 @@ class Command(BaseCommand):
         warned = annotations.exclude(rule_warnings=[]).count()
         w(f"  rule checks:  {warned} annotations carry guideline warnings (see rule_warnings)")
         w("")
-        w(f"Log in (python manage.py runserver, then {BASE_URL}/):")
-        w(f"  admin:     {BASE_URL}/admin/     user demo-admin (superuser, and a manager of "
+        w(f"Log in (python manage.py runserver, then {self.base_url}/):")
+        w(f"  admin:     {self.base_url}/admin/     user demo-admin (superuser, and a manager of "
           f"{project.slug})  password {password}")
-        w(f"  API:       {BASE_URL}/api/v1/ (browsable when logged in)   docs: {BASE_URL}/api/docs/")
+        w(f"  API:       {self.base_url}/api/v1/ (browsable when logged in)   docs: {self.base_url}/api/docs/")
         for username, role in [ADMIN, *USERS]:
             w(f"  {username:<16} role {role.value:<12} password {password}  token {tokens[username]}")
 
     def first_steps(self, project, tokens) -> dict[str, str]:
         """What each demo user can try first, by user name (one line each)."""
-        api = f"{BASE_URL}/api/v1/projects/{project.slug}"
+        api = f"{self.base_url}/api/v1/projects/{project.slug}"
 
         def curl(user: str, rest: str) -> str:
             return f'curl -H "Authorization: Token {tokens[user]}" {rest}'
 
         return {
-            "demo-admin": f"browse every table at {BASE_URL}/admin/ (assignments, annotations, "
+            "demo-admin": f"browse every table at {self.base_url}/admin/ (assignments, annotations, "
             "jobs)",
             "demo-manager": "upload images: "
             + curl("demo-manager", f"-F file=@a.tif -F file=@b.png {api}/images/")
             + "; then generate their assignments: "
             + curl("demo-manager", f"-X POST {api}/assignments/generate/"),
-            "demo-qa": f"log in and open {BASE_URL}/qa/demo-qa/ (agreement, review queue, "
+            "demo-qa": f"log in and open {self.base_url}/qa/demo-qa/ (agreement, review queue, "
             "review page); or read the newest mask of every task: "
             + curl("demo-qa", f'"{api}/annotations/?latest=true"')
             + " (add &annotator=demo-annotator2 for one annotator)",
-            "demo-ml": f"log in and open {BASE_URL}/ml/demo-qa/ (snapshot, export, training run); "
+            "demo-ml": f"log in and open {self.base_url}/ml/demo-qa/ (snapshot, export, training run); "
             "or export the masks: python manage.py export_annotations "
             f"--project {project.slug} --out export/ --format cellpose",
-            "demo-annotator1": f"log in and open {BASE_URL}/annotate/{project.slug}/ to label "
+            "demo-annotator1": f"log in and open {self.base_url}/annotate/{project.slug}/ to label "
             "the next image",
             "demo-annotator3": "lease your next image over the API: "
             + curl("demo-annotator3", f"-X POST {api}/assignments/next/"),
