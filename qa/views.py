@@ -160,6 +160,18 @@ def _disputed_cells(run, *, k: int) -> list[dict]:
             for c in sorted(cells, key=lambda c: (c["confidence"], c["id"]))]
 
 
+def _left_out_cells(run, *, slug: str) -> list[dict]:
+    """Cells one annotator drew that the others (mostly) did not, so the consensus left them
+    out (``spurious`` flags), the most cell-like first (lowest flag score): a reviewer may add
+    one back."""
+    rows = [f for f in run.flags if f["kind"] == "spurious" and f.get("cell")]
+    return [{"annotation": f["annotation"], "annotator": f["annotator"], "label": f["cell"],
+             "score": f["score"],
+             "labels": reverse("annotation:annotation-labels", kwargs={"slug": slug, "pk": f["annotation"]})
+             + "?encoding=png"}
+            for f in sorted(rows, key=lambda f: (f["score"], f["annotation"], f["cell"]))]
+
+
 def _edit_start(request, slug, image, members) -> dict:
     """Where the review editor starts: the consensus (default) or one annotation the run used."""
     chosen = request.GET.get("from", "consensus")
@@ -189,6 +201,7 @@ def qa_review_edit(request, slug, pk):
     guideline = guideline_published_get(project=project)
     # Consensus ids are those of the starting mask only when it is the consensus.
     disputed = _disputed_cells(run, k=len(members)) if start["kind"] == "consensus" else []
+    left_out = _left_out_cells(run, slug=slug) if start["kind"] == "consensus" else []
     own_work = Annotation.objects.filter(assignment__image=image, created_by_id=request.user.pk).exists()
     queue = [s.image_id for s in selectors.review_queue(user=request.user, project=project)[:200]]
     following = [i for i in queue if i != image.pk]
@@ -200,6 +213,7 @@ def qa_review_edit(request, slug, pk):
                   "stain": image.stain, "modality": image.modality},
         "start": start,
         "disputed": disputed,
+        "leftOut": left_out,
         "ownWork": own_work,
         "qaRun": run.pk,
         "guideline": {"version": guideline.version, "title": guideline.title,

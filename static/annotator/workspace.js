@@ -103,6 +103,53 @@ function wireDisputed(cells, { labels, mask, view, editor, zoomToCell }) {
   mark();
 }
 
+/** Review mode: cells one annotator drew that the consensus left out; "Add" copies one from
+ * its annotation into the mask as a new cell, in one undo step, keeping the other cells. */
+function wireLeftOut(cells, { api, labels, editor, zoomToCell }) {
+  const list = $("left-out");
+  const planes = new Map();   // labels URL -> the annotation's label plane, fetched once
+  const plane = async (url) => {
+    if (!planes.has(url)) planes.set(url, api.rawArray(url).then((raw) => raw.planes[0]));
+    return planes.get(url);
+  };
+  for (const c of cells) {
+    const item = document.createElement("li");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.dataset.annotation = String(c.annotation);
+    button.dataset.label = String(c.label);
+    button.textContent = `Add ${c.annotator}'s cell ${c.label} (flag score ${Number(c.score).toFixed(2)})`;
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      try {
+        const source = await plane(c.labels);
+        const w = labels.width, mask = new Uint8Array(source.length);
+        let x0 = w, y0 = labels.height, x1 = -1, y1 = -1;
+        for (let i = 0; i < source.length; i++) {
+          if (source[i] !== c.label) continue;
+          mask[i] = 1;
+          const x = i % w, y = (i / w) | 0;
+          if (x < x0) x0 = x; if (x > x1) x1 = x; if (y < y0) y0 = y; if (y > y1) y1 = y;
+        }
+        if (x1 < 0) { setStatus(`${c.annotator}'s annotation has no cell ${c.label}.`, "warn"); return; }
+        const id = labels.maxId() + 1;
+        const painted = editor.edit("add from annotation", () => labels.paintMask(mask, [x0, y0, x1, y1], id, { protect: true }));
+        if (!painted) { setStatus(`${c.annotator}'s cell ${c.label} lies entirely on other cells; nothing was added.`, "warn"); return; }
+        editor.select(id);
+        zoomToCell(id);
+        button.textContent = `Added as cell ${id} (${painted} px) from ${c.annotator}'s cell ${c.label}; add again`;
+        setStatus(`Added cell ${id} from ${c.annotator}'s cell ${c.label}.`);
+      } catch (err) {
+        setStatus(`Could not add the cell: ${err.message}`, "error");
+      } finally {
+        button.disabled = false;
+      }
+    });
+    item.append(button);
+    list.append(item);
+  }
+}
+
 async function main() {
   const cfg = JSON.parse($("workspace-config").textContent);
   const root = $("workspace");
@@ -280,6 +327,7 @@ async function main() {
   }
 
   if (reviewing && cfg.disputed && cfg.disputed.length) wireDisputed(cfg.disputed, { labels, mask, view, editor, zoomToCell });
+  if (reviewing && cfg.leftOut && cfg.leftOut.length) wireLeftOut(cfg.leftOut, { api, labels, editor, zoomToCell });
 
   const showViolations = () => { mask.flagged = rules.flaggedCells(); mask.updateAll(); view.redraw(); };
   $("check-rules").addEventListener("click", async () => {

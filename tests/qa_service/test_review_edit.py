@@ -129,6 +129,10 @@ def test_review_editor_page_starts_from_the_consensus_or_one_annotation(submitte
                       key=lambda c: (c["confidence"], c["id"]))
     assert [c["id"] for c in config["disputed"]] == [c["id"] for c in expected]
     assert all(c["k"] == k and c["support"] <= k for c in config["disputed"])
+    spurious = sorted((f for f in run.flags if f["kind"] == "spurious" and f.get("cell")),
+                      key=lambda f: (f["score"], f["annotation"], f["cell"]))
+    assert [(c["annotation"], c["label"]) for c in config["leftOut"]] == [(f["annotation"], f["cell"]) for f in spurious]
+    assert all(c["labels"].endswith(f"/annotations/{c['annotation']}/labels/?encoding=png") for c in config["leftOut"])
 
     member = run.members.order_by("position").first()
     config = _config(_page(submitted.users["manager"], f"{path}?from={member.annotation_id}"))
@@ -137,7 +141,7 @@ def test_review_editor_page_starts_from_the_consensus_or_one_annotation(submitte
         "label": f"{member.annotator.username}'s annotation (r{member.revision})",
         "labels": url(submitted.project.slug, "annotations", member.annotation_id, "labels") + "?encoding=png",
     }
-    assert config["disputed"] == []  # an annotation's ids are not the consensus's
+    assert config["disputed"] == [] and config["leftOut"] == []  # only next to the consensus
     assert _page(submitted.users["lead"], f"{path}?from=999999").status_code == 404
     assert _page(submitted.users["lead"], f"{path}?from=<script>").status_code == 404
 

@@ -99,7 +99,28 @@ def test_lead_corrects_the_consensus_in_the_editor_and_accepts_it(live_server, p
     assert page.evaluate("window.__annotator.view.zoom") > zoom
     page.uncheck("#mark-disputed")
     assert page.evaluate("window.__annotator.mask.marked.size") == 0
+
+    # Cells one annotator drew that the consensus left out: "Add" copies one in as a new cell.
+    left_out = sorted((f for f in run.flags if f["kind"] == "spurious" and f.get("cell")),
+                      key=lambda f: (f["score"], f["annotation"], f["cell"]))
+    assert left_out, "the careless annotator draws cells the others did not"
+    rows = page.locator("#left-out button")
+    assert rows.count() == len(left_out)
+    first = left_out[0]
+    source = read_label_image(default_storage.open(
+        next(m.annotation for m in members if m.annotation_id == first["annotation"]).mask.name, "rb").read(),
+        max_pixels=10**8)
+    before = _page_labels(page)
+    rows.first.click()
+    page.wait_for_selector("#left-out button:has-text('Added as cell')")
+    after = _page_labels(page)
+    new_id = int(before.max()) + 1
+    free = (source == first["cell"]) & (before == 0)
+    assert free.any() and np.array_equal(after == new_id, free)  # its free pixels, nothing else
+    assert np.array_equal(after[~free], before[~free])
     page.focus("#stage")
+    page.keyboard.press("Control+z")  # one undo step removes it again
+    assert np.array_equal(_page_labels(page), before)
     page.keyboard.press("0")  # fit the whole image again
     assert page.locator("#time-spent").count() == 0  # no timer, no draft in review mode
 
