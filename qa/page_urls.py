@@ -11,4 +11,6 @@ urlpatterns = [
     path("<slug:slug>/images/<int:pk>/", views.qa_review, name="qa-review"),
     path("<slug:slug>/images/<int:pk>/edit/", views.qa_review_edit, name="qa-review-edit"),
     path("<slug:slug>/images/<int:pk>/consensus/labels/", views.qa_consensus_labels, name="qa-consensus-labels"),
+    path("<slug:slug>/images/<int:pk>/model-reference/labels/", views.qa_model_reference_labels,
+         name="qa-model-reference-labels"),
 ]

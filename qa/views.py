@@ -25,7 +25,7 @@ from config.errors import NotFound, PermissionDenied
 from guidelines.selectors import guideline_published_get
 from qa import dashboard, selectors
 from qa.enums import ImageQaStatus, ReviewAction
-from qa.models import GatingPolicy, ImageQaState
+from qa.models import GatingPolicy, ImageQaState, QaModelReference
 from qa.serializers import PolicyInput, ReviewQueueFilter
 from qa.services.masks import mask_read
 
@@ -120,6 +120,7 @@ def qa_review(request, slug, pk):
     queue = [s.image_id for s in selectors.review_queue(user=request.user, project=project)[:200]]
     following = [i for i in queue if i != image.pk]
     members = list(run.members.select_related("annotator").order_by("position"))
+    reference = _model_reference(run)
 
     def api(name: str, **kwargs) -> str:
         return reverse(name, kwargs={"slug": slug, **kwargs})
@@ -137,9 +138,12 @@ def qa_review(request, slug, pk):
             "pixels": api("annotation:image-pixels", pk=image.pk),
             "consensusLabels": api("qa-consensus-labels", pk=image.pk),
             "consensusFile": api("qa:image-consensus", pk=image.pk),
+            "modelReferenceLabels": api("qa-model-reference-labels", pk=image.pk) if reference else None,
             "dashboard": api("qa-dashboard"),
             "next": api("qa-review", pk=following[0]) if following else None,
         },
+        "modelReference": {"name": f"{reference.model_version.name} v{reference.model_version.version}",
+                           "nCells": reference.n_cells} if reference else None,
         "actions": [a.value for a in ReviewAction if a != ReviewAction.ACCEPT_EDITED],
         "csrfToken": get_token(request),
     }
@@ -242,11 +246,39 @@ def qa_consensus_labels(request, slug, pk):
         _, run, _ = selectors.image_qa_get(user=request.user, project=project, image_id=pk)
     except NotFound as exc:
         raise Http404(exc.message) from exc
-    labels = mask_read(run.consensus.name)
+    return _labels_response(request, run.consensus.name, etag=run.consensus_sha256)
+
+
+def _labels_response(request, name: str, *, etag: str):
+    """A stored label image as raw uint16/uint32 ids, shape (1, H, W), for the viewers."""
+    labels = mask_read(name)
     dtype = "<u2" if int(labels.max(initial=0)) <= 0xFFFF else "<u4"
     out = labels.astype(dtype, copy=False)
     raw = RawArray(data=out.tobytes(), dtype=out.dtype.name, channels=1, height=out.shape[0], width=out.shape[1])
-    return raw_array_response(request, raw, etag=run.consensus_sha256)
+    return raw_array_response(request, raw, etag=etag)
+
+
+def _model_reference(run):
+    """The run's stored model prediction, or None (no reference model, or it failed)."""
+    try:
+        reference = run.model_reference
+    except QaModelReference.DoesNotExist:
+        return None
+    return reference if reference.prediction else None
+
+
+@login_required
+def qa_model_reference_labels(request, slug, pk):
+    """The reference model's prediction of the latest QA run as raw ids, like the consensus."""
+    project = _lead_project(request, slug)
+    try:
+        _, run, _ = selectors.image_qa_get(user=request.user, project=project, image_id=pk)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    reference = _model_reference(run)
+    if reference is None:
+        raise Http404(f"the latest QA run of image {pk} has no model prediction")
+    return _labels_response(request, reference.prediction.name, etag=reference.prediction_sha256)
 
 
 @login_required

@@ -246,6 +246,15 @@ async function start() {
     sides.append(stage);
     addView(canvas, image, mask);
   }
+  if (cfg.urls.modelReferenceLabels) {
+    // The reference model's prediction, beside the annotators: never part of the consensus.
+    const map = new LabelMap(width, height, await labelsOf(cfg.urls.modelReferenceLabels));
+    state.maps.model = map;
+    const canvas = el("canvas");
+    sides.append(el("div", { class: "qa-stage qa-stage-model", dataset: { mask: "model" } }, canvas,
+      el("span", { class: "qa-stage-label", text: `model ${cfg.modelReference.name} (reference)` })));
+    addView(canvas, image, new MaskLayer(map));
+  }
   legend();
   wireOverlayControls();
   redrawOverlay();
