@@ -58,6 +58,16 @@ def _lead_project(request, slug):
     return page_project(request, slug, LEAD_ROLES)
 
 
+def _lead_run(request, slug, pk):
+    """(project, image, its latest QA run) for a QA lead's page of one image; 404 without a run."""
+    project = _lead_project(request, slug)
+    try:
+        image, run, _ = selectors.image_qa_get(user=request.user, project=project, image_id=pk)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    return project, image, run
+
+
 def _queue(request, project):
     raw = {k: v for k, v in request.GET.items() if k in QUEUE_FILTER_FIELDS and v}
     form = ReviewQueueFilter(data=raw)
@@ -111,11 +121,7 @@ def qa_pair(request, slug):
 
 @login_required
 def qa_review(request, slug, pk):
-    project = _lead_project(request, slug)
-    try:
-        image, run, _ = selectors.image_qa_get(user=request.user, project=project, image_id=pk)
-    except NotFound as exc:
-        raise Http404(exc.message) from exc
+    project, image, run = _lead_run(request, slug, pk)
     state = ImageQaState.objects.filter(image=image).first()
     queue = [s.image_id for s in selectors.review_queue(user=request.user, project=project)[:200]]
     following = [i for i in queue if i != image.pk]
@@ -195,11 +201,7 @@ def _edit_start(request, slug, image, members) -> dict:
 def qa_review_edit(request, slug, pk):
     """The annotator's editor in review mode: correct the consensus (or one annotation) and
     accept the result as the approved mask (``accept_edited``), with the rule check on the way."""
-    project = _lead_project(request, slug)
-    try:
-        image, run, _ = selectors.image_qa_get(user=request.user, project=project, image_id=pk)
-    except NotFound as exc:
-        raise Http404(exc.message) from exc
+    project, image, run = _lead_run(request, slug, pk)
     members = list(run.members.select_related("annotator").order_by("position"))
     start = _edit_start(request, slug, image, members)
     guideline = guideline_published_get(project=project)
@@ -241,11 +243,7 @@ def qa_review_edit(request, slug, pk):
 @login_required
 def qa_consensus_labels(request, slug, pk):
     """The latest consensus as raw uint16/uint32 ids, shape (1, H, W), like ``annotations/<id>/labels/``."""
-    project = _lead_project(request, slug)
-    try:
-        _, run, _ = selectors.image_qa_get(user=request.user, project=project, image_id=pk)
-    except NotFound as exc:
-        raise Http404(exc.message) from exc
+    project, _, run = _lead_run(request, slug, pk)
     return _labels_response(request, run.consensus.name, etag=run.consensus_sha256)
 
 
@@ -270,11 +268,7 @@ def _model_reference(run):
 @login_required
 def qa_model_reference_labels(request, slug, pk):
     """The reference model's prediction of the latest QA run as raw ids, like the consensus."""
-    project = _lead_project(request, slug)
-    try:
-        _, run, _ = selectors.image_qa_get(user=request.user, project=project, image_id=pk)
-    except NotFound as exc:
-        raise Http404(exc.message) from exc
+    project, _, run = _lead_run(request, slug, pk)
     reference = _model_reference(run)
     if reference is None:
         raise Http404(f"the latest QA run of image {pk} has no model prediction")
