@@ -20,7 +20,8 @@ from qa.metrics import instance_overlaps
 from qa.metrics.validation import require_iou_threshold, require_label_image
 
 from .clustering import sequential_labels
-from .voting import cluster_maps, instance_maps, outline_stats
+from .maps import cluster_maps, instance_maps
+from .voting import outline_stats
 
 
 def check_boundary_bias(boundary_bias, k: int) -> np.ndarray | None:

@@ -11,17 +11,13 @@ from scipy import ndimage as ndi
 
 from qa.metrics.validation import require_iou_threshold
 
+from .alignment import box_centres, estimate_translations, translate
 from .anchoring import check_boundary_bias
-from .clustering import cluster_instances
+from .clustering import Foreground, cluster_instances, foreground_overlaps
+from .maps import cluster_maps, moved_foreground
 from .prepared import PreparedMasks, check_masks, prepare_masks
 from .reliability import anchor_biases, detection_em, size_evidence, solve_outlines
-from .voting import (
-    cluster_maps,
-    corrected_labels,
-    instance_summary,
-    outline_stats,
-    vote_and_resolve,
-)
+from .voting import instance_summary, outline_stats, vote_and_resolve
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,6 +73,11 @@ class Consensus:
     anchored : bool
         Whether gold biases set the level of ``boundary_bias`` (else the annotators' robust
         outlier-trimmed mean defines "no bias").
+    translation : ndarray of int64, shape (K, 2)
+        ``(dy, dx)`` px annotation ``j`` was moved by before fusing: zeros but for a
+        mis-registered annotation (every cell displaced by one common offset of 2 px or
+        more while the others agree; :func:`qa.consensus.alignment.estimate_translations`).
+        ``members`` still give the ids as drawn.
     """
 
     labels: np.ndarray
@@ -95,6 +96,7 @@ class Consensus:
     min_support: int
     outline_trust: np.ndarray | None = None
     anchored: bool = False
+    translation: np.ndarray | None = None
 
     @property
     def n_instances(self) -> int:
@@ -213,6 +215,10 @@ def fuse(masks: Sequence[np.ndarray], *, iou_threshold: float = 0.5,
 
     Notes
     -----
+    0. **Register**: with three or more annotations, one whose cells all sit by one common
+       offset of 2 px or more from every other annotation's, while those agree with each
+       other, is moved back by that offset (whole pixels) first
+       (:mod:`qa.consensus.alignment`): a mis-registered upload then votes like the others.
     1. **Cluster** (:mod:`qa.consensus.clustering`): instances of different annotators
        with IoU >= ``iou_threshold`` are linked in order of decreasing IoU, never putting
        two instances of one annotator in one cluster.
@@ -268,8 +274,15 @@ def fuse(masks: Sequence[np.ndarray], *, iou_threshold: float = 0.5,
     shape = prepared.shape
 
     annotations = [prepared.annotation(j) for j in range(k)]
-    seqs = [a.seq for a in annotations]
     ids = [a.ids for a in annotations]
+    translation = estimate_translations([box_centres(a.boxes) for a in annotations],
+                                        prepared.overlaps)
+    if translation.any():  # a mis-registered annotation: fuse it moved back
+        prepared = prepare_masks([translate(a.seq, t) for a, t in
+                                  zip(annotations, translation, strict=True)])
+        annotations = [prepared.annotation(j) for j in range(k)]
+        ids = [i[a.ids - 1] for i, a in zip(ids, annotations, strict=True)]
+    seqs = [a.seq for a in annotations]
     areas = [a.areas for a in annotations]
     keys = [a.rank for a in annotations]
     members, support, posterior, sens, fpr, keep = _cluster_and_judge(
@@ -277,18 +290,24 @@ def fuse(masks: Sequence[np.ndarray], *, iou_threshold: float = 0.5,
     kept = members[keep]
     inst = [prepared.instance_maps(j) for j in range(k)]
     maps = cluster_maps(kept, inst, shape)
-    relative, noise, shared = solve_outlines(outline_stats(maps, k))
+    stats = outline_stats(maps, k)
+    relative, noise, shared = solve_outlines(stats)
     bias, _, _ = anchor_biases(relative, shared)
     if np.abs(bias).max(initial=0.0) >= 0.25:
         # Outlines drawn too small or too large make one cell's instances miss the IoU
         # threshold; cluster again on bias-corrected masks (voting corrects on its own).
-        shifted = [corrected_labels(im, -b, shape) for im, b in zip(inst, bias, strict=True)]
+        shifted = [Foreground.of(*moved_foreground(im, -b, shape,
+                                                   inside=prepared.foreground(j)), n=len(a))
+                   for j, (im, b, a) in enumerate(zip(inst, bias, areas, strict=True))]
         members, support, posterior, sens, fpr, keep = _cluster_and_judge(
-            shifted, keys, areas, iou_threshold, min_support, rescue)
+            [s.flat.reshape(shape) for s in shifted], keys, areas, iou_threshold, min_support, rescue,
+            lambda a, b: foreground_overlaps(shifted[a], shifted[b]))
         if not np.array_equal(members[keep], kept):  # else the maps and stats stand
-            kept = members[keep]
-            maps = cluster_maps(kept, inst, shape)
-            relative, noise, shared = solve_outlines(outline_stats(maps, k))
+            # clusters with the same members keep their maps and outline sums
+            kept, first = members[keep], (maps, stats)
+            maps = cluster_maps(kept, inst, shape, reuse=first[0])
+            stats = outline_stats(maps, k, reuse=first)
+            relative, noise, shared = solve_outlines(stats)
     bias, trust, _ = anchor_biases(relative, shared, gold=gold)
     kept_idx = np.flatnonzero(keep)
     strong = support[kept_idx] >= min_support
@@ -335,6 +354,7 @@ def fuse(masks: Sequence[np.ndarray], *, iou_threshold: float = 0.5,
         min_support=min_support,
         outline_trust=trust.astype(np.float64),
         anchored=gold is not None,
+        translation=translation,
     )
 
 

@@ -18,11 +18,16 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from scipy import ndimage as ndi
 
-from qa.metrics import Overlaps, instance_overlaps
+from qa.metrics import Overlaps
 from qa.metrics.validation import require_label_image
 
-from .clustering import instance_ranks, sequential_labels_and_areas
-from .voting import InstanceMap, instance_maps
+from .clustering import (
+    Foreground,
+    foreground_overlaps,
+    instance_ranks,
+    sequential_labels_and_areas,
+)
+from .maps import InstanceMaps, instance_maps
 
 
 @dataclass(frozen=True)
@@ -65,13 +70,24 @@ class PreparedMasks:
     def annotation(self, j: int) -> _Annotation:
         return self._all[self.index[j]]
 
-    def instance_maps(self, j: int) -> list[InstanceMap | None]:
+    def instance_maps(self, j: int) -> InstanceMaps:
         """Signed distance maps of annotation ``j``'s instances (computed once)."""
         g = self.index[j]
         if g not in self._maps:
             a = self._all[g]
             self._maps[g] = instance_maps(a.seq, a.boxes, self.shape)
         return self._maps[g]
+
+    def foreground(self, j: int) -> Foreground:
+        """Labelled pixels of annotation ``j`` (computed once)."""
+        return self._foreground(self.index[j])
+
+    def _foreground(self, g: int) -> Foreground:
+        key = ("foreground", g)
+        if key not in self._maps:
+            a = self._all[g]
+            self._maps[key] = Foreground.of(a.seq, n=len(a.ids))
+        return self._maps[key]
 
     def overlaps(self, a: int, b: int) -> Overlaps:
         """Pixel overlaps of annotations ``a`` and ``b`` (computed once); pair indices are
@@ -80,7 +96,8 @@ class PreparedMasks:
         if (ga, gb) not in self._overlaps:
             if (gb, ga) in self._overlaps:
                 return self._overlaps[gb, ga].swapped()
-            self._overlaps[ga, gb] = instance_overlaps(self._all[ga].seq, self._all[gb].seq)
+            self._overlaps[ga, gb] = foreground_overlaps(self._foreground(ga),
+                                                         self._foreground(gb))
         ov = self._overlaps[ga, gb]
         # tables given for the original ids: the same pairs, labelled sequentially
         return replace(ov, labels_a=np.arange(1, ov.n_a + 1), labels_b=np.arange(1, ov.n_b + 1))
@@ -134,10 +151,35 @@ def prepare_masks(masks: Sequence[np.ndarray], *,
         As :func:`qa.consensus.fuse` for malformed masks.
     """
     arrays = check_masks(masks)
-    parts = [sequential_labels_and_areas(m) for m in arrays]
+    parts, cache = [], {}
+    for g, m in enumerate(arrays):
+        fg = _sequential_foreground(m)
+        if fg is None:
+            parts.append(sequential_labels_and_areas(m))
+        else:  # already labelled 1..n: its foreground list serves the overlaps too
+            ids = np.arange(1, fg.areas.size, dtype=np.int64)
+            parts.append((m, ids, fg.areas[1:].astype(np.float64)))
+            cache["foreground", g] = fg
     boxes = [ndi.find_objects(seq, max_label=len(ids)) for seq, ids, _ in parts]
     ranks = instance_ranks([p[0] for p in parts], boxes, [p[2] for p in parts])
     annotations = tuple(_Annotation(seq, ids, areas, bx, rank) for (seq, ids, areas), bx, rank
                         in zip(parts, boxes, ranks, strict=True))
-    return PreparedMasks(arrays[0].shape, tuple(range(len(arrays))), annotations, {},
+    return PreparedMasks(arrays[0].shape, tuple(range(len(arrays))), annotations, cache,
                          dict(overlaps or {}))
+
+
+def _sequential_foreground(mask: np.ndarray) -> Foreground | None:
+    """The foreground of a mask whose ids are exactly 1..n (unsigned, at most 32 bits), as
+    :func:`sequential_labels_and_areas` would keep it unchanged; None for any other mask."""
+    if mask.dtype.kind != "u" or mask.dtype.itemsize > 4:
+        return None
+    flat = mask.ravel()
+    pixel = np.flatnonzero(flat)
+    values = flat[pixel].astype(np.intp)
+    top = int(values.max(initial=0))
+    if top > 4 * flat.size + (1 << 16):
+        return None
+    areas = np.bincount(values, minlength=top + 1)
+    if np.count_nonzero(areas[1:]) != top:
+        return None
+    return Foreground(flat, pixel, values, areas.astype(np.int64, copy=False))

@@ -170,8 +170,8 @@ def solve_outlines(stats) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                                                 strict=True)):
         has[j] = has[kk] = True
         rows[p, j], rows[p, kk] = 1.0, -1.0
-        rel[p] = np.median(off)
-        spread[p] = np.median(sq - 2 * rel[p] * off + rel[p] ** 2)
+        rel[p] = _median(off)
+        spread[p] = _median(sq - 2 * rel[p] * off + rel[p] ** 2)
     var, *_ = np.linalg.lstsq(np.abs(rows)[:, has], spread, rcond=None)
     noise = np.full(k, 0.0)
     noise[has] = np.clip(var, 0.05, None)
@@ -182,6 +182,14 @@ def solve_outlines(stats) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     bias = np.zeros(k)
     bias[has] = sol - sol.mean()
     return bias, noise, has
+
+
+def _median(x: np.ndarray) -> float:
+    """``np.median`` of a non-empty 1-D array without NaN (the same value, ~8x faster on the
+    few dozen per-cluster offsets of a pair)."""
+    s = np.sort(x)
+    h = s.size // 2
+    return float(s[h]) if s.size % 2 else float((s[h - 1] + s[h]) / 2)
 
 
 def _trust(distance: np.ndarray) -> np.ndarray:

@@ -199,3 +199,43 @@ def test_level_rules_on_relative_biases():
     bias, trust, _ = anchor_biases(np.array([4.0, -4.0]), np.array([True, True]))
     np.testing.assert_allclose(bias, [2.5, -2.5])
     np.testing.assert_array_equal(trust, [1.0, 1.0])
+
+
+# --- a mis-registered annotation is moved back -------------------------------------------
+
+
+def _shifted(mask: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    out = np.zeros_like(mask)
+    out[max(dy, 0):mask.shape[0] + min(dy, 0), max(dx, 0):mask.shape[1] + min(dx, 0)] = \
+        mask[max(-dy, 0):mask.shape[0] + min(-dy, 0), max(-dx, 0):mask.shape[1] + min(-dx, 0)]
+    return out
+
+
+@pytest.mark.parametrize(("dy", "dx"), [(3, 4), (0, -5), (-4, 3), (2, 0)])
+def test_an_annotation_shifted_as_a_whole_is_moved_back_before_fusing(dy, dx):
+    truth = _disks(RADII)
+    moved = _shifted(truth, dy, dx)
+    r = fuse([truth, moved, truth.copy()])
+    np.testing.assert_array_equal(r.translation, [[0, 0], [-dy, -dx], [0, 0]])
+    assert _same_partition(r.labels, truth)
+    np.testing.assert_array_equal(r.support, [3] * 6)  # every moved cell votes again
+    np.testing.assert_array_equal(r.members[:, 1], r.members[:, 0])  # ids as drawn
+    np.testing.assert_allclose(r.boundary_bias, 0.0, atol=1e-9)
+
+
+def test_shift_correction_leaves_agreeing_and_ambiguous_annotations_alone():
+    truth = _disks(RADII)
+    grown, shrunk = _disks([x + 1.5 for x in RADII]), _disks([x - 1.5 for x in RADII])
+    # outline habits move outlines, not centres: no translation, same result as before
+    r = fuse([truth, grown, shrunk])
+    np.testing.assert_array_equal(r.translation, np.zeros((3, 2)))
+    # a 1 px displacement is below the 2 px threshold
+    assert not fuse([truth, _shifted(truth, 1, 0), truth.copy()]).translation.any()
+    # two annotations: nothing tells which one is displaced
+    assert not fuse([truth, _shifted(truth, 0, 5)]).translation.any()
+    # three annotations all displaced from each other: nobody can be told off
+    r = fuse([truth, _shifted(truth, 0, 5), _shifted(truth, 5, 0)])
+    assert not r.translation.any()
+    # two of five displaced (differently): the others do not all agree, nothing moves
+    five = [truth, _shifted(truth, 0, 4), truth.copy(), _shifted(truth, -4, 0), truth.copy()]
+    assert not fuse(five).translation.any()

@@ -10,7 +10,7 @@ from scipy import ndimage as ndi
 
 from qa.consensus import PreparedMasks, fuse, prepare_masks
 from qa.consensus.clustering import sequential_labels
-from qa.consensus.voting import corrected_labels, instance_maps
+from qa.consensus.maps import corrected_labels, instance_maps
 from qa.noise import score_annotations
 from qa.noise.reference import leave_one_out, pairwise_overlaps
 from qa.simulate import annotator_panel, simulate_dataset
@@ -94,3 +94,93 @@ def test_corrected_labels_on_the_canvas_equal_moving_each_instance(panel5, amoun
     assert np.array_equal(got, want)
     if amount == 0.0:
         assert np.array_equal(got, seq)  # no move: the mask itself
+
+
+# --- the shortcuts of the fast path compute exactly what they replace ---------------------
+
+
+@pytest.mark.parametrize("amount", [0.0, -1.2, 1.7])
+def test_foreground_overlaps_equal_instance_overlaps(panel5, amount):
+    from qa.consensus.clustering import Foreground, foreground_overlaps
+    from qa.consensus.maps import moved_foreground
+    from qa.metrics import instance_overlaps
+
+    masks = panel5[0]
+    seqs = [sequential_labels(m)[0] for m in masks]
+    fgs = []
+    for seq in seqs:
+        n = int(seq.max())
+        maps = instance_maps(seq, ndi.find_objects(seq), seq.shape)
+        labels, pixel, ids = moved_foreground(maps, amount, seq.shape)
+        assert np.array_equal(labels, corrected_labels(maps, amount, seq.shape))
+        assert np.array_equal(np.sort(pixel), np.flatnonzero(labels))
+        assert np.array_equal(labels.ravel()[pixel], ids)
+        # the same from the mask's own foreground list (the inward shortcut)
+        again, pixel2, ids2 = moved_foreground(maps, amount, seq.shape,
+                                               inside=Foreground.of(seq, n=n))
+        assert np.array_equal(again, labels) and np.array_equal(np.sort(pixel2), np.sort(pixel))
+        assert np.array_equal(again.ravel()[pixel2], ids2)
+        fgs.append((labels, Foreground.of(labels, pixel, ids, n=n)))
+    for a in range(len(fgs)):
+        for b in range(len(fgs)):
+            if a != b:
+                want = instance_overlaps(fgs[a][0], fgs[b][0])
+                got = foreground_overlaps(fgs[a][1], fgs[b][1])
+                _same(want, got)
+
+
+def test_a_second_pass_reuses_maps_and_outline_sums_exactly(panel5):
+    from qa.consensus.maps import cluster_maps
+    from qa.consensus.voting import outline_stats
+
+    prepared = prepare_masks(panel5[1])
+    inst = [prepared.instance_maps(j) for j in range(5)]
+    first = fuse(prepared).members  # original ids are sequential here: 1..n
+    rng = np.random.default_rng(0)
+    maps = cluster_maps(first, inst, prepared.shape)
+    stats = outline_stats(maps, 5)
+    # a second set: some clusters kept, some dropped, one member swapped, order shuffled
+    second = first[rng.permutation(len(first))[: len(first) - 3]].copy()
+    second[0, 2] = 0
+    fresh = cluster_maps(second, inst, prepared.shape)
+    reused = cluster_maps(second, inst, prepared.shape, reuse=maps)
+    assert np.array_equal(fresh.sdf, reused.sdf) and np.array_equal(fresh.pixel, reused.pixel)
+    assert (reused.same_clusters(maps) >= 0).sum() == len(second) - 1
+    want, got = outline_stats(fresh, 5), outline_stats(reused, 5, reuse=(maps, stats))
+    assert want.pairs == got.pairs and len(want.pairs) == 10
+    for x, y in zip(want.offsets + want.squares, got.offsets + got.squares, strict=True):
+        assert np.array_equal(x, y)  # bit for bit: the same sums in the same order
+    assert np.array_equal(want.table, got.table)
+
+
+@pytest.mark.parametrize("opencv", [True, False])
+def test_smaller_pieces_keep_the_largest_and_on_a_tie_the_first_in_raster_order(
+        opencv, monkeypatch):
+    from qa.consensus import voting
+    from qa.consensus.voting import _smaller_pieces
+
+    if not opencv:  # the scipy path of installs without OpenCV
+        monkeypatch.setattr(voting, "cv2", None)
+
+    mine = np.zeros((6, 9), bool)
+    mine[0, 5:8] = True  # 3 px, first in raster order
+    mine[3:5, 0:2] = True  # 4 px
+    mine[4, 6:8] = mine[5, 6:8] = True  # 4 px, later
+    drop = _smaller_pieces(mine)
+    keep = mine & ~drop
+    assert np.count_nonzero(keep) == 4 and keep[3, 0]  # the tie goes to the first piece
+    one = np.zeros((4, 4), bool)
+    one[1:3, 1:3] = True
+    assert _smaller_pieces(one) is None and _smaller_pieces(np.zeros((3, 3), bool)) is None
+
+
+def test_signed_distance_is_the_same_with_and_without_opencv(panel5, monkeypatch):
+    from qa.consensus import maps as maps_module
+
+    seq = sequential_labels(panel5[0][2])[0]
+    with_cv = instance_maps(seq, ndi.find_objects(seq), seq.shape).canvas
+    monkeypatch.setattr(maps_module, "cv2", None)
+    without = instance_maps(seq, ndi.find_objects(seq), seq.shape).canvas
+    assert with_cv.dtype == without.dtype == np.float32
+    np.testing.assert_allclose(with_cv, without, atol=1e-5)
+    assert np.array_equal(with_cv > 0, without > 0)
