@@ -72,7 +72,7 @@ def qa_run_output(run: QaRun, decision: GateDecision | None, *, state=None) -> d
         "id": run.pk, "image": run.image_id, "status": run.status, "trigger": run.trigger,
         "created_at": run.created_at.isoformat(), "duration_ms": run.duration_ms,
         "annotations": [{"id": m.annotation_id, "annotator": m.annotator.username,
-                         "revision": m.revision} for m in members],
+                         "revision": m.revision, "moved_by": [m.moved_y, m.moved_x]} for m in members],
         "consensus": {"n_cells": run.n_cells, "sha256": run.consensus_sha256, "cells": run.cells,
                       "n_disputed": run.n_disputed},
         "agreement": {**run.agreement, "mean_f1": run.mean_agreement},

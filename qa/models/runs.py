@@ -69,6 +69,10 @@ class QaRunAnnotation(ImmutableModel):
     recall_sure = models.FloatField(null=True, blank=True)
     plausible = models.FloatField(null=True, blank=True)
     shift_px = models.FloatField(null=True, blank=True)
+    # How far the consensus moved this annotation back as a whole before fusing (px, y and
+    # x): a mis-registered upload (qa.consensus.alignment). 0, 0 for nearly every annotation.
+    moved_y = models.SmallIntegerField(default=0)
+    moved_x = models.SmallIntegerField(default=0)
     n_cells = models.PositiveIntegerField(default=0)
     missed = models.PositiveIntegerField(default=0)
     spurious = models.PositiveIntegerField(default=0)

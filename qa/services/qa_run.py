@@ -206,6 +206,7 @@ def _store(*, image, trigger, actor, annotations, weights, analysis: Analysis, g
     disputed = int(np.count_nonzero(c.support < k)) + int(c.rejected.shape[0]) if k >= 2 else 0
     encoded = mask_encode(c.labels)
     score_of = {s.annotator: s for s in analysis.scores}
+    moved = np.zeros((k, 2), dtype=int) if c.translation is None else np.asarray(c.translation, dtype=int)
     with staged_files() as staged:
         name = staged.save(
             f"projects/{project.pk}/qa/{image.pk}/consensus-{encoded.sha256[:16]}.{encoded.ext}",
@@ -231,6 +232,7 @@ def _store(*, image, trigger, actor, annotations, weights, analysis: Analysis, g
             QaRunAnnotation(
                 qa_run=run, annotation=a, annotator_id=a.created_by_id, revision=a.revision,
                 position=j, weight=weights[j], time_spent_s=a.time_spent_s,
+                moved_y=int(moved[j, 0]), moved_x=int(moved[j, 1]),
                 **_score_fields(score_of.get(j)), **_gold_fields(gold[j] if gold else None),
             )
             for j, a in enumerate(annotations)
