@@ -35,6 +35,19 @@ STATUS_LABELS = {
     "rejected": "Rejected", "sent_back": "Sent back", "more_annotators": "More annotators",
     "excluded": "Excluded",
 }
+#: What each gating threshold decides, shown beside it in the policy editor.
+THRESHOLD_HELP = {
+    "min_agreement": "needs review below this mean pairwise F1 at IoU 0.5 between annotators",
+    "reject_agreement": "rejected below this mean pairwise F1",
+    "min_cell_support": "a consensus cell drawn by fewer annotators is doubtful",
+    "min_cell_confidence": "a consensus cell fused with lower confidence is doubtful",
+    "min_annotation_quality": "needs review when an annotation's leave-one-out quality is lower",
+    "max_flagged_share": "needs review when a larger share of consensus cells is flagged or doubtful",
+    "min_gold_f1": "gold images: needs review when an annotation's F1 against the truth is lower",
+    "flagged_cells": "doubtful cells: drop them, ignore them in training, or send the image to review",
+    "redundancy_agreement": "one more annotator (up to k max) below this agreement",
+    "redundancy_disputed_cells": "one more annotator when more cells than this are disputed",
+}
 QUEUE_FILTER_FIELDS = ("status", "annotator", "plate", "batch", "modality", "stain")
 
 
@@ -291,7 +304,7 @@ def qa_policies(request, slug):
     proposed = {**base, **(form.validated_data if not errors else {})}
     return render(request, "qa/policies.html", {
         "project": project, "versions": versions, "latest": latest, "published": published,
-        "fields": [(name, proposed[name]) for name in GatingPolicy.THRESHOLDS], "errors": errors,
+        "fields": [(name, proposed[name], THRESHOLD_HELP[name]) for name in GatingPolicy.THRESHOLDS], "errors": errors,
         "preview": dashboard.policy_preview(user=request.user, project=project, thresholds=proposed),
         "current": dashboard.policy_preview(user=request.user, project=project,
                                             thresholds=published.thresholds()) if published else None,

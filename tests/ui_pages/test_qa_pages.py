@@ -123,6 +123,10 @@ def test_gating_policy_preview_save_and_publish(live_server, page, seen, screens
         cells = page.locator("#preview-proposed td").all_inner_texts()
         return dict(zip(["approve", "needs_review", "reject"], map(int, cells), strict=True))
 
+    # Every threshold says what it decides.
+    helps = page.locator("#policy-form .qa-help").all_inner_texts()
+    assert len(helps) == len(GatingPolicy.THRESHOLDS) and all(h.strip() for h in helps)
+    assert "pairwise F1" in page.locator("#policy-form label:has([name=min_agreement]) .qa-help").inner_text()
     published = page.locator("#preview tbody tr").first.locator("td").all_inner_texts()
     assert list(preview().values()) == [int(v) for v in published]  # unchanged thresholds: same outcome
     assert sum(preview().values()) == 2 and preview()["approve"] == 0
