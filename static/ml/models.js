@@ -74,7 +74,9 @@ async function loadRanking() {
     tbody.replaceChildren(...rows.map((r) => rankingRow(kind, r)));
     if (!rows.length) tbody.append(el("tr", {}, el("td", { colspan: "4", text: `No ${kind} image.` })));
   }
-  say("al-result", `Ranked by model #${body.model_version} at ${new Date(body.computed_at).toLocaleString()}.`);
+  const chosen = document.querySelector("#al-model select[name=model] option:checked");
+  const name = chosen && Number(chosen.value) === body.model_version ? chosen.textContent : `model #${body.model_version}`;
+  say("al-result", `Ranked by ${name} at ${new Date(body.computed_at).toLocaleString()}.`);
   $("al-refresh").textContent = "Rank again";
   $("al").dataset.state = "ready";
   return true;

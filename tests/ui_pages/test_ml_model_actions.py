@@ -68,6 +68,7 @@ def test_pre_annotation_then_active_learning_queue(live_server, page, seen, scre
     page.click("#al-refresh")
     page.wait_for_selector("#al[data-state='ready']", timeout=120000)
     assert page.inner_text("#al-refresh") == "Rank again"
+    assert f"Ranked by {trained.model.name} v{trained.model.version}" in page.inner_text("#al-result")
     assert ranking_jobs.count() == 1 and ranking_jobs.get().created_by.username == "mla-ml_engineer"
     assert page.locator("[data-queue]").count() == 0
     page.context.clear_cookies()
