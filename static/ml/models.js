@@ -50,9 +50,10 @@ function wirePredict() {
 
 function rankingRow(kind, r) {
   const tick = cfg.canQueue ? el("input", { type: "checkbox", value: String(r.image), "aria-label": `queue image ${r.image}` }) : "";
-  const image = kind === "labelled" && cfg.canQueue ? el("a", { href: `${cfg.urls.review}images/${r.image}/`, text: `#${r.image}` }) : `#${r.image}`;
+  const label = r.name ? `#${r.image} ${r.name}` : `#${r.image}`;
+  const image = kind === "labelled" && cfg.canQueue ? el("a", { href: `${cfg.urls.review}images/${r.image}/`, text: label }) : label;
   const extra = kind === "labelled" ? el("td", { class: "ml-num", text: r.f1_50.toFixed(3) })
-    : el("td", { class: "muted", text: Object.entries(r).filter(([k, v]) => !["image", "score"].includes(k) && typeof v === "number").map(([k, v]) => `${k.replace(/_/g, " ")} ${Number.isInteger(v) ? v : v.toFixed(3)}`).join(", ") });
+    : el("td", { class: "muted", text: Object.entries(r).filter(([k, v]) => !["image", "score", "name"].includes(k) && typeof v === "number").map(([k, v]) => `${k.replace(/_/g, " ")} ${Number.isInteger(v) ? v : v.toFixed(3)}`).join(", ") });
   return el("tr", { dataset: { image: String(r.image) } }, el("td", {}, tick), el("td", {}, image), el("td", { class: "ml-num", text: r.score.toFixed(3) }), extra);
 }
 

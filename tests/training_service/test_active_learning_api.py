@@ -54,6 +54,9 @@ def test_ranking_is_computed_by_a_job_then_served(tworld, tmodel, api_client, dj
     assert body["job"] == job.pk and body["model_version"] == tmodel.pk and body["backbone"] == "cellpose"
     unl = body["unlabelled"]
     assert sorted(r["image"] for r in unl) == sorted(im.pk for im in fresh)
+    assert {r["image"]: r["name"] for r in unl} == {im.pk: im.original_name for im in fresh}
+    assert all(r["name"] == next(im.original_name for im in tworld.images if im.pk == r["image"])
+               for r in body["labelled"])
     scores = [r["score"] for r in unl]
     assert scores == sorted(scores, reverse=True)
     for r in unl:

@@ -164,7 +164,7 @@ class ActiveLearningView(ProjectScopedView):
         query.is_valid(raise_exception=True)
         model = selectors.model_get(user=request.user, project=project, model_id=query.validated_data["model"])
         job = al.ranking_get(user=request.user, project=project, model=model)
-        return Response({**job.result, "job": job.pk})
+        return Response({**al.ranking_named(project=project, ranking=job.result), "job": job.pk})
 
     @extend_schema(request=RankingStartInput, responses={202: JobOutput},
                    description="Compute a new ranking by a model: 202 with the job to poll "

@@ -74,6 +74,15 @@ def ranking_get(*, user, project: Project, model: ModelVersion) -> Job:
     return latest
 
 
+def ranking_named(*, project: Project, ranking: dict) -> dict:
+    """``ranking`` with each row's image ``name`` (its original file name; None if deleted since)."""
+    kinds = ("unlabelled", "labelled")
+    ids = {row["image"] for kind in kinds for row in ranking.get(kind, [])}
+    names = dict(Image.objects.filter(project=project, pk__in=ids).values_list("pk", "original_name"))
+    return {**ranking, **{kind: [{**row, "name": names.get(row["image"])} for row in ranking.get(kind, [])]
+                          for kind in kinds if kind in ranking}}
+
+
 @transaction.atomic
 def ranking_start(*, actor, project: Project, model: ModelVersion) -> tuple[Job, bool]:
     """(the job computing a new ranking by ``model``, whether this call created it).
