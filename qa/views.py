@@ -183,6 +183,11 @@ def _disputed_cells(run, *, k: int) -> list[dict]:
             for c in sorted(cells, key=lambda c: (c["confidence"], c["id"]))]
 
 
+def _labels_png_url(slug: str, annotation_id: int) -> str:
+    """An annotation's labels as its stored PNG, for the review editor."""
+    return reverse("annotation:annotation-labels", kwargs={"slug": slug, "pk": annotation_id}) + "?encoding=png"
+
+
 def _left_out_cells(run, *, slug: str) -> list[dict]:
     """Cells one annotator drew that the others (mostly) did not, so the consensus left them
     out (``spurious`` flags), the most cell-like first (lowest flag score): a reviewer may add
@@ -190,8 +195,7 @@ def _left_out_cells(run, *, slug: str) -> list[dict]:
     rows = [f for f in run.flags if f["kind"] == "spurious" and f.get("cell")]
     return [{"annotation": f["annotation"], "annotator": f["annotator"], "label": f["cell"],
              "score": f["score"],
-             "labels": reverse("annotation:annotation-labels", kwargs={"slug": slug, "pk": f["annotation"]})
-             + "?encoding=png"}
+             "labels": _labels_png_url(slug, f["annotation"])}
             for f in sorted(rows, key=lambda f: (f["score"], f["annotation"], f["cell"]))]
 
 
@@ -206,8 +210,7 @@ def _edit_start(request, slug, image, members) -> dict:
         raise Http404(f"image {image.pk}'s latest QA run used no annotation {chosen!r}")
     return {"kind": "annotation", "annotation": member.annotation_id,
             "label": f"{member.annotator.username}'s annotation (r{member.revision})",
-            "labels": reverse("annotation:annotation-labels", kwargs={"slug": slug, "pk": member.annotation_id})
-            + "?encoding=png"}
+            "labels": _labels_png_url(slug, member.annotation_id)}
 
 
 @login_required
