@@ -296,12 +296,22 @@ def fuse(masks: Sequence[np.ndarray], *, iou_threshold: float = 0.5,
     if np.abs(bias).max(initial=0.0) >= 0.25:
         # Outlines drawn too small or too large make one cell's instances miss the IoU
         # threshold; cluster again on bias-corrected masks (voting corrects on its own).
+        # pixels sit >= 0.5 px inside or outside their outline: a smaller move keeps the
+        # mask, its foreground list and its overlaps with the other unmoved masks
+        moved = np.abs(bias.astype(np.float32)) >= 0.5  # moved_foreground adds float32
         shifted = [Foreground.of(*moved_foreground(im, -b, shape,
                                                    inside=prepared.foreground(j)), n=len(a))
+                   if moved[j] else prepared.foreground(j)
                    for j, (im, b, a) in enumerate(zip(inst, bias, areas, strict=True))]
+
+        def overlaps(a: int, b: int):
+            if moved[a] or moved[b]:
+                return foreground_overlaps(shifted[a], shifted[b])
+            return prepared.overlaps(a, b)
+
         members, support, posterior, sens, fpr, keep = _cluster_and_judge(
-            [s.flat.reshape(shape) for s in shifted], keys, areas, iou_threshold, min_support, rescue,
-            lambda a, b: foreground_overlaps(shifted[a], shifted[b]))
+            [s.flat.reshape(shape) for s in shifted], keys, areas, iou_threshold, min_support,
+            rescue, overlaps)
         if not np.array_equal(members[keep], kept):  # else the maps and stats stand
             # clusters with the same members keep their maps and outline sums
             kept, first = members[keep], (maps, stats)

@@ -58,22 +58,37 @@ class InstanceMaps:
 
     A sequence: entry ``i - 1`` for id ``i``, None if absent (made on access). ``canvas``
     holds the signed distances; ``owner`` (int32, canvas shape) the id whose map a canvas
-    pixel belongs to (0 for none); image pixel = canvas pixel + ``(dy[id], dx[id])``;
-    ``windows`` (int64, shape (n, 4)) each map's ``y0, x0, y1, x1`` in the image (zeros
-    where absent). Whole-mask operations (:func:`corrected_labels`) run on the canvas in a
-    few passes instead of one small array operation per instance.
+    pixel belongs to (0 for none; made on first use); image pixel = canvas pixel +
+    ``(dy[id], dx[id])``; ``windows`` (int64, shape (n, 4)) each map's ``y0, x0, y1, x1``
+    in the image (zeros where absent). Whole-mask operations (:func:`corrected_labels`) run
+    on the canvas in a few passes instead of one small array operation per instance.
     """
 
     def __init__(self, n: int) -> None:
         self.n = n
         self.canvas: np.ndarray | None = None
-        self.owner: np.ndarray | None = None
         self.dy = np.zeros(n + 1, np.int64)
         self.dx = np.zeros(n + 1, np.int64)
         self.windows = np.zeros((n, 4), np.int64)
+        self._owner: np.ndarray | None = None
 
     def __len__(self) -> int:
         return self.n
+
+    @property
+    def owner(self) -> np.ndarray | None:
+        if self._owner is None and self.canvas is not None:
+            owner = np.zeros(self.canvas.shape, np.int32)
+            ids = np.flatnonzero(self.windows[:, 2] > self.windows[:, 0]) + 1
+            top = self.windows[ids - 1, 0] - self.dy[ids]
+            left = self.windows[ids - 1, 1] - self.dx[ids]
+            bottom = top + self.windows[ids - 1, 2] - self.windows[ids - 1, 0]
+            right = left + self.windows[ids - 1, 3] - self.windows[ids - 1, 1]
+            for i, t, b, lf, r in zip(ids.tolist(), top.tolist(), bottom.tolist(),
+                                      left.tolist(), right.tolist(), strict=True):
+                owner[t:b, lf:r] = i
+            self._owner = owner
+        return self._owner
 
     def sdf(self, i: int) -> np.ndarray:
         """The map of id ``i`` (present) on its window: a view of the canvas."""
@@ -92,26 +107,16 @@ class InstanceMaps:
         return (self[i] for i in range(self.n))
 
 
-def instance_maps(seq: np.ndarray, boxes, shape) -> InstanceMaps:
-    """Signed distance maps of every instance of one sequentially labelled mask.
+def _shelf_pack(ids: np.ndarray, box: np.ndarray, pad: int, rows: np.ndarray,
+                cols: np.ndarray, pixel_ids: np.ndarray):
+    """Pack every box plus ``pad`` px on each side edge to edge (shelves, tallest first).
 
-    Every instance gets a canvas cell of its bounding box plus ``_PAD`` px on each side
-    (also beyond the image border, which counts as outside), and all cells are packed
-    edge to edge into one canvas, so that two distance transforms serve every instance
-    (one transform per instance would cost ~100 us each). Any pixel of a cell is at least
-    ``_PAD`` px from the other cells' instances, so distances up to ``_PAD`` px are exact
-    and farther ones stay at least that far. Entry ``i - 1`` is None for absent ids.
+    Returns the cells' top-left corners ``(py, px)`` (per entry of ``ids``), the canvas
+    shape, and the canvas index of every labelled pixel (image row ``rows``, column
+    ``cols``, id ``pixel_ids``).
     """
-    out = InstanceMaps(len(boxes))
-    present = [(i, sl) for i, sl in enumerate(boxes, start=1) if sl is not None]
-    if not present:
-        return out
-    ids = np.array([i for i, _ in present], np.int64)
-    box = np.array([(sl[0].start, sl[1].start, sl[0].stop, sl[1].stop) for _, sl in present],
-                   np.int64)
-    heights = box[:, 2] - box[:, 0] + 2 * _PAD
-    widths = box[:, 3] - box[:, 1] + 2 * _PAD
-    # shelf packing, tallest first
+    heights = box[:, 2] - box[:, 0] + 2 * pad
+    widths = box[:, 3] - box[:, 1] + 2 * pad
     order = np.lexsort((ids, -heights))
     width = max(int(widths.max()), int(np.sqrt(float(np.sum(heights * widths))) * 1.2))
     py, px = np.zeros(len(ids), np.int64), np.zeros(len(ids), np.int64)
@@ -123,24 +128,67 @@ def instance_maps(seq: np.ndarray, boxes, shape) -> InstanceMaps:
         py[n], px[n] = y, x
         x += w
         shelf = max(shelf, h)
-    canvas = np.zeros((y + shelf, width), bool)
-    for i, sl, top, left in zip(ids.tolist(), [sl for _, sl in present], (py + _PAD).tolist(),
-                                (px + _PAD).tolist(), strict=True):
-        h, w = sl[0].stop - sl[0].start, sl[1].stop - sl[1].start
-        canvas[top:top + h, left:left + w] = seq[sl] == i
-    out.canvas = signed_distance(canvas)
+    # canvas index of image pixel (y, x) of id i: (y + oy[i]) * width + x + ox[i]
+    top = int(ids.max()) + 1
+    oy, ox = np.zeros(top, np.int64), np.zeros(top, np.int64)
+    oy[ids], ox[ids] = py + pad - box[:, 0], px + pad - box[:, 1]
+    at = rows + oy[pixel_ids]
+    at *= width
+    at += cols
+    at += ox[pixel_ids]
+    return py, px, (y + shelf, width), at
+
+
+def instance_maps(seq: np.ndarray, boxes, shape, *,
+                  foreground: Foreground | None = None) -> InstanceMaps:
+    """Signed distance maps of every instance of one sequentially labelled mask.
+
+    Every instance gets a canvas cell of its bounding box plus ``_PAD`` px on each side
+    (also beyond the image border, which counts as outside), and all cells are packed
+    edge to edge into one canvas, so that two distance transforms serve every instance
+    (one transform per instance would cost ~100 us each). Any pixel of a cell is at least
+    ``_PAD`` px from the other cells' instances, so distances up to ``_PAD`` px are exact
+    and farther ones stay at least that far. The distances inside instances come from a
+    second canvas whose cells have a 1 px margin (the nearest outside pixel of an instance
+    pixel is in its box or on the ring around it), a third to half the pixels of the
+    first. Entry ``i - 1`` is None for absent ids. ``foreground``: the mask's labelled
+    pixels, if known.
+    """
+    out = InstanceMaps(len(boxes))
+    present = [(i, sl) for i, sl in enumerate(boxes, start=1) if sl is not None]
+    if not present:
+        return out
+    ids = np.array([i for i, _ in present], np.int64)
+    box = np.array([(sl[0].start, sl[1].start, sl[0].stop, sl[1].stop) for _, sl in present],
+                   np.int64)
+    if foreground is None:
+        foreground = Foreground.of(seq, n=len(boxes))
+    pixel_ids = foreground.ids
+    rows, cols = np.divmod(foreground.pixel, shape[1])
+    py, px, canvas_shape, at = _shelf_pack(ids, box, _PAD, rows, cols, pixel_ids)
+    canvas = np.zeros(canvas_shape, np.uint8)
+    canvas.ravel()[at] = 1
+    if cv2 is not None and canvas.size < 2**31:
+        # outside: distance to the nearest instance pixel, over the whole padded cells
+        sdf = cv2.distanceTransform(1 - canvas, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        np.subtract(np.float32(0.5), sdf, out=sdf)
+        # inside: distance to the nearest pixel outside, on cells with a 1 px margin
+        _, _, tight_shape, tight_at = _shelf_pack(ids, box, 1, rows, cols, pixel_ids)
+        tight = np.zeros(tight_shape, np.uint8)
+        tight.ravel()[tight_at] = 1
+        inside = cv2.distanceTransform(tight, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        sdf.ravel()[at] = inside.ravel()[tight_at] - np.float32(0.5)
+        out.canvas = sdf
+    else:
+        out.canvas = signed_distance(canvas.view(bool))
     # windows: the cells clipped to the image
     y0, x0 = np.maximum(box[:, 0] - _PAD, 0), np.maximum(box[:, 1] - _PAD, 0)
     y1 = np.minimum(box[:, 2] + _PAD, shape[0])
     x1 = np.minimum(box[:, 3] + _PAD, shape[1])
     cy = py + _PAD - (box[:, 0] - y0)
     cx = px + _PAD - (box[:, 1] - x0)
-    out.owner = np.zeros(canvas.shape, np.int32)
     out.dy[ids], out.dx[ids] = y0 - cy, x0 - cx
     out.windows[ids - 1] = np.stack([y0, x0, y1, x1], axis=1)
-    for i, top, bottom, left, right in zip(ids.tolist(), cy.tolist(), (cy + y1 - y0).tolist(),
-                                           cx.tolist(), (cx + x1 - x0).tolist(), strict=True):
-        out.owner[top:bottom, left:right] = i
     return out
 
 

@@ -184,3 +184,36 @@ def test_signed_distance_is_the_same_with_and_without_opencv(panel5, monkeypatch
     assert with_cv.dtype == without.dtype == np.float32
     np.testing.assert_allclose(with_cv, without, atol=1e-5)
     assert np.array_equal(with_cv > 0, without > 0)
+
+
+def test_every_instance_map_is_its_own_exact_signed_distance(panel5):
+    """The packed canvases (outside distances on cells with a 5 px margin, inside ones on
+    cells with a 1 px margin) give each instance exactly its own signed distance map."""
+    seq = sequential_labels(panel5[1][4])[0]
+    maps = instance_maps(seq, ndi.find_objects(seq), seq.shape)
+    for i, m in enumerate(maps, start=1):
+        if m is None:
+            continue
+        # reference: the instance alone on a large zero border, scipy's exact transform
+        mine = np.pad(seq == i, 20)
+        inside = ndi.distance_transform_edt(mine) - 0.5
+        outside = 0.5 - ndi.distance_transform_edt(~mine)
+        want = np.where(mine, inside, outside)[m.window[0].start + 20:m.window[0].stop + 20,
+                                               m.window[1].start + 20:m.window[1].stop + 20]
+        exact = want >= -5.0  # inside, and up to _PAD px outside
+        np.testing.assert_allclose(m.sdf[exact], want[exact], atol=1e-5)
+        assert np.all(m.sdf[~exact] <= -4.5)  # farther: still at least _PAD - 0.5 px out
+
+
+@pytest.mark.parametrize("amount", [-0.4999, 0.4999, -0.5, 0.6])
+def test_moving_outlines_by_less_than_half_a_pixel_keeps_the_mask(panel5, amount):
+    """The second clustering pass reuses a mask (and its overlaps) whose bias is below
+    0.5 px: pixel centres sit at least 0.5 px from every outline."""
+    from qa.consensus.clustering import Foreground
+    from qa.consensus.maps import moved_foreground
+
+    seq = sequential_labels(panel5[0][1])[0]
+    maps = instance_maps(seq, ndi.find_objects(seq), seq.shape)
+    moved = moved_foreground(maps, amount, seq.shape,
+                             inside=Foreground.of(seq, n=int(seq.max())))[0]
+    assert np.array_equal(moved, seq) == (abs(amount) < 0.5)
