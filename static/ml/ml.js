@@ -17,6 +17,16 @@ const list = (data) => (Array.isArray(data) ? data : data.results || []);
 function say(text, ok = true) {
   const s = $("ml-status");
   s.hidden = !text; s.textContent = text; s.className = `qa-msg ${ok ? "qa-msg-ok" : "qa-msg-err"}`;
+  announced = null;
+}
+
+// The export or training run the status line last said was started: when it ends, the
+// line says how (instead of "started" long after it finished).
+let announced = null;
+function sayEnded(kind, id, status, text, error) {
+  if (!announced || announced.kind !== kind || announced.id !== id) return;
+  if (status === "succeeded") say(text);
+  else if (status === "failed" || status === "cancelled") say(`${kind === "export" ? "Export" : "Training run"} ${id} ${status}${error ? `: ${error}` : "."}`, false);
 }
 const fail = (err) => say(err instanceof ApiError ? err.message : `Network error: ${err.message}`, false);
 const post = (url, body) => api.json(url, { method: "POST", body: JSON.stringify(body), headers: { "Content-Type": "application/json" } });
@@ -63,8 +73,15 @@ async function startExport(snapshot, format) {
   const data = await post(url, { format });
   exports.set(data.id, { url: `${url}${data.id}/`, snapshot, data });
   say(`Export ${data.id} (${format}) of ${snapshot.name} v${snapshot.version} started.`);
+  announced = { kind: "export", id: data.id };
+  exportEnded(exports.get(data.id));  // an embedded server may have finished it already
   renderExports();
   pollExports();
+}
+
+function exportEnded(e) {
+  const d = e.data;
+  sayEnded("export", d.id, d.status, `Export ${d.id} (${d.format}) of ${e.snapshot.name} v${e.snapshot.version} is ready: ${d.n_files} files, ${((d.total_bytes || 0) / 1e6).toFixed(2)} MB; download it below.`, d.error);
 }
 
 function renderExports() {
@@ -88,7 +105,10 @@ function pollExports() {
   exportTimer = setInterval(async () => {
     const open = [...exports.values()].filter((e) => !["succeeded", "failed"].includes(e.data.status));
     if (!open.length) { clearInterval(exportTimer); exportTimer = null; return; }
-    for (const e of open) e.data = await api.json(e.url).catch(() => e.data);
+    for (const e of open) {
+      e.data = await api.json(e.url).catch(() => e.data);
+      exportEnded(e);
+    }
     renderExports();
   }, 1000);
 }
@@ -136,6 +156,7 @@ async function loadRuns() {
     body.append(el("tr", {}, el("td", { colspan: "7", text: "No training run yet." })));
     $("loss-chart").replaceChildren(el("p", { class: "muted", text: "The loss curves of a run show here, live, once it starts." }));
   }
+  for (const r of runs) sayEnded("run", r.id, r.status, `Training run ${r.id} finished${r.model_version ? `: model #${r.model_version} registered` : ""}.`, r.error);
   const shown = runs.find((r) => r.id === selectedRun) || runs[0];
   if (shown) { selectedRun = shown.id; lossChart(shown); }
   return runs.some((r) => r.status === "queued" || r.status === "running");
@@ -199,6 +220,7 @@ function wireForms() {
       });
       selectedRun = run.id;
       say(`Training run ${run.id} started.`);
+      announced = { kind: "run", id: run.id };
       if (await loadRuns()) pollRuns(); else await loadModels();
     } catch (err) { fail(err); }
   });

@@ -31,6 +31,11 @@ def test_ml_engineer_snapshots_exports_and_trains(live_server, page, seen, scree
         page.wait_for_selector("#exports tr[data-status='succeeded'] a[href$='/download/']", timeout=60000)
         export = DatasetExport.objects.get(snapshot=snapshot)
         assert export.status == "succeeded" and export.n_files > 0
+        # the status line follows the export it announced to its end
+        status = page.locator("#ml-status")
+        status.filter(has_text="is ready").wait_for()
+        assert f"Export {export.pk} (" in status.inner_text()
+        assert f"{export.n_files} files" in status.inner_text()
         # Exports made before are listed after a reload, with their download.
         page.reload()
         page.wait_for_selector("#ml[data-state='ready']")
@@ -43,6 +48,9 @@ def test_ml_engineer_snapshots_exports_and_trains(live_server, page, seen, scree
         run = TrainingRun.objects.get(snapshot=snapshot)
         assert run.status == "succeeded" and run.epochs_done == 2 and len(run.train_loss) == 2
         assert "2/2" in page.inner_text(f"#runs tr[data-run='{run.pk}']")
+        status.filter(has_text=f"Training run {run.pk} finished").wait_for()
+        assert f"model #{run.model_version_id} registered" in status.inner_text()
+        assert "started" not in status.inner_text()
         page.wait_for_selector("#loss-chart .uplot")
         page.wait_for_selector(f"#models tr[data-model='{run.model_version_id}']")
         assert "nuclei-cp v1" in page.inner_text("#models")
