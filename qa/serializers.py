@@ -22,7 +22,8 @@ from qa.models import (
 
 SCORE_FIELDS = ("quality", "relative_quality", "f1", "mean_iou", "recall_sure", "plausible",
                 "shift_px", "n_cells", "missed", "spurious", "merged", "split", "boundary",
-                "gold_f1", "gold_mean_iou", "weight")
+                "gold_f1", "gold_mean_iou", "weight", "consensus_bias", "gold_outline_bias",
+                "gold_outline_cells")
 
 
 def decision_output(decision: GateDecision | None) -> dict | None:
@@ -103,6 +104,15 @@ def model_reference_output(run: QaRun) -> dict | None:
     }
 
 
+def _own_params(params: dict, mine: list) -> dict:
+    """The run's parameters without the other annotators' gold outline biases."""
+    out = dict(params)
+    if "gold_boundary_bias" in out:
+        names = {m.annotator.username for m in mine}
+        out["gold_boundary_bias"] = {n: b for n, b in out["gold_boundary_bias"].items() if n in names}
+    return out
+
+
 def qa_run_own_output(run: QaRun, *, user) -> dict:
     """An annotator's view: their own annotation, scores, flags and rule violations only."""
     mine = [m for m in _members(run) if m.annotator_id == user.pk]
@@ -118,7 +128,7 @@ def qa_run_own_output(run: QaRun, *, user) -> dict:
         "violations": [v for v in run.violations if v["annotation"] in ids],
         "gold": None if run.gold is None else {
             "scores": [s for s in run.gold["scores"] if s["annotation"] in ids]},
-        "algorithm": {"version": run.algorithm_version, "params": run.params},
+        "algorithm": {"version": run.algorithm_version, "params": _own_params(run.params, mine)},
         "decision": None, "model_reference": None,
     }
 

@@ -29,6 +29,10 @@ class AnnotatorReliability(models.Model):
     n_gold = models.PositiveIntegerField(default=0)
     sum_gold_f1 = models.FloatField(default=0.0)
     sum_gold_quality = models.FloatField(default=0.0)
+    # Outline bias against gold truth: sum over gold images of (matched cells x that image's
+    # median offset), and the number of matched cells; their ratio anchors the consensus.
+    sum_gold_outline = models.FloatField(default=0.0)
+    n_gold_outline_cells = models.PositiveIntegerField(default=0)
     # Counts per bin of TIME_BIN_EDGES of the annotation times reported.
     time_histogram = models.JSONField(default=list)
     updated_at = models.DateTimeField(auto_now=True)

@@ -79,10 +79,17 @@ class QaRunAnnotation(ImmutableModel):
     merged = models.PositiveIntegerField(default=0)
     split = models.PositiveIntegerField(default=0)
     boundary = models.PositiveIntegerField(default=0)
+    # The outline offset the consensus corrected this annotation by (px, + = drawn larger):
+    # relative to the others, at the level the annotators' gold biases set when known.
+    consensus_bias = models.FloatField(null=True, blank=True)
     # Against the gold truth (gold images only).
     gold_f1 = models.FloatField(null=True, blank=True)
     gold_mean_iou = models.FloatField(null=True, blank=True)
     gold_quality = models.FloatField(null=True, blank=True)
+    # Outline offset against the truth (px, + = drawn larger): the median over the cells
+    # matched to a true cell, and how many there were (qa.consensus.gold_outline_offsets).
+    gold_outline_bias = models.FloatField(null=True, blank=True)
+    gold_outline_cells = models.PositiveIntegerField(default=0)
     time_spent_s = models.FloatField(null=True, blank=True)
 
     class Meta:

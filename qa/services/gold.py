@@ -15,6 +15,7 @@ from annotation.access import check_project_role
 from annotation.models import Image
 from annotation.services.storage import staged_files
 from config.errors import Conflict, InvalidInput
+from qa.consensus import gold_outline_offsets
 from qa.enums import AuditKind, GoldSource, QaTrigger
 from qa.metrics import match_instances
 from qa.models import ApprovedMask, GoldTruth
@@ -33,10 +34,13 @@ def gold_scores(truth: np.ndarray, masks: list[np.ndarray], *, iou_threshold: fl
     """Each mask against the truth: F1 at IoU 0.5, mean matched IoU, and cell error counts.
 
     ``quality`` is ``f1 * mean_iou`` (detection times outline accuracy) and is what
-    reliability counts for gold images.
+    reliability counts for gold images. ``outline_bias`` is the median outline offset in
+    px (+ = drawn larger) over the ``outline_cells`` cells matched to a true cell (None
+    when none is): what anchors the consensus outlines of the project's other images.
     """
+    offsets = gold_outline_offsets([masks], [truth], iou_threshold=iou_threshold) if masks else []
     out = []
-    for m in masks:
+    for m, cells in zip(masks, offsets, strict=True):
         match = match_instances(truth, m, iou_threshold=iou_threshold)
         cmp = compare_labels(truth, m, iou_threshold=iou_threshold)
         out.append({
@@ -46,6 +50,8 @@ def gold_scores(truth: np.ndarray, masks: list[np.ndarray], *, iou_threshold: fl
             "missed": int(cmp.missed.size), "spurious": int(cmp.spurious.size),
             "merged": len(cmp.merged), "split": len(cmp.split),
             "n_truth": int(match.n_reference), "n_cells": int(match.n_candidate),
+            "outline_bias": round(float(np.median(cells)), 4) if cells.size else None,
+            "outline_cells": int(cells.size),
         })
     return out
 

@@ -54,6 +54,8 @@ PARAMS = {
               "seed": 0},
     "scores": {"reference": "leave_one_out"},
     "weights": "annotator reliability quality, clipped to [0.05, 1], 1 for new annotators",
+    "boundary_bias": "each annotator's outline bias against gold truth where known "
+                     "(reliability gold_boundary_bias), else estimated from the image",
 }
 
 
@@ -84,10 +86,18 @@ class Analysis:
     flags: list
 
 
-def analyse(masks: list[np.ndarray], weights: list[float]) -> Analysis:
-    """Fuse, compare, score and flag k label images of one image (k >= 1)."""
+def analyse(masks: list[np.ndarray], weights: list[float],
+            boundary_bias: list[float | None] | None = None) -> Analysis:
+    """Fuse, compare, score and flag k label images of one image (k >= 1).
+
+    ``boundary_bias``: each annotator's outline bias against gold truth in px (None where
+    unknown); when any is known the consensus outlines are anchored to the truth.
+    """
     prepared = prepare_masks(masks)  # shared by the consensus and the leave-one-out scores
-    consensus = fuse(prepared, iou_threshold=IOU_THRESHOLD, weights=weights)
+    gold_bias = None
+    if boundary_bias is not None and any(b is not None for b in boundary_bias):
+        gold_bias = [np.nan if b is None else float(b) for b in boundary_bias]
+    consensus = fuse(prepared, iou_threshold=IOU_THRESHOLD, weights=weights, boundary_bias=gold_bias)
     k = len(masks)
     if k < 2:
         one = np.ones((k, k))
@@ -147,12 +157,18 @@ def image_qa_run(*, image: Image, trigger: QaTrigger = QaTrigger.ON_DEMAND, acto
 
     model_version = reference_model_get(project=project, model_version_id=reference_model)
     started = time.perf_counter()
-    from qa.services.reliability import reliability_weights  # after the models are loaded
+    from qa.services.reliability import (  # after the models are loaded
+        gold_boundary_biases,
+        reliability_weights,
+    )
 
-    weight_of = reliability_weights(project=project, annotator_ids=[a.created_by_id for a in annotations])
+    annotator_ids = [a.created_by_id for a in annotations]
+    weight_of = reliability_weights(project=project, annotator_ids=annotator_ids)
     weights = [weight_of[a.created_by_id] for a in annotations]
+    bias_of = gold_boundary_biases(project=project, annotator_ids=annotator_ids)
+    boundary_bias = [bias_of[a.created_by_id] for a in annotations]
     masks = [mask_read(a.mask.name) for a in annotations]
-    analysis = analyse(masks, weights)
+    analysis = analyse(masks, weights, boundary_bias)
     truth = gold_current(image=image) if image.is_gold else None
     gold = gold_scores(mask_read(truth.file.name), masks) if truth is not None else None
     violations = [v for a, m in zip(annotations, masks, strict=True) for v in _violations(a, m, image)]
@@ -161,8 +177,8 @@ def image_qa_run(*, image: Image, trigger: QaTrigger = QaTrigger.ON_DEMAND, acto
         model_version=model_version, image=image, consensus_labels=analysis.consensus.labels,
         iou_threshold=IOU_THRESHOLD)
     run = _store(image=image, trigger=trigger, actor=actor, annotations=annotations, weights=weights,
-                 analysis=analysis, gold=gold, truth=truth, violations=violations,
-                 duration_ms=duration_ms, reference=reference)
+                 boundary_bias=boundary_bias, analysis=analysis, gold=gold, truth=truth,
+                 violations=violations, duration_ms=duration_ms, reference=reference)
     if follow_up:
         qa_run_follow_up(qa_run=run)
     return run
@@ -181,8 +197,8 @@ def qa_run_follow_up(*, qa_run: QaRun) -> None:
     redundancy_check(qa_run=qa_run, decision=decision)
 
 
-def _store(*, image, trigger, actor, annotations, weights, analysis: Analysis, gold, truth,
-           violations, duration_ms, reference: ModelReference | None) -> QaRun:
+def _store(*, image, trigger, actor, annotations, weights, boundary_bias, analysis: Analysis, gold,
+           truth, violations, duration_ms, reference: ModelReference | None) -> QaRun:
     project = image.project
     c = analysis.consensus
     k = len(annotations)
@@ -215,7 +231,10 @@ def _store(*, image, trigger, actor, annotations, weights, analysis: Analysis, g
         run = QaRun.objects.create(
             image=image, status=QaRunStatus.COMPLETE if k >= 2 else QaRunStatus.SINGLE,
             trigger=trigger, requested_by=actor if getattr(actor, "pk", None) else None,
-            algorithm_version=ALGORITHM_VERSION, params=PARAMS,
+            algorithm_version=ALGORITHM_VERSION,
+            params={**PARAMS, "anchored_to_gold": bool(c.anchored),
+                    "gold_boundary_bias": {n: None if b is None else round(float(b), 4)
+                                           for n, b in zip(names, boundary_bias, strict=True)}},
             weights={n: round(w, 6) for n, w in zip(names, weights, strict=True)},
             consensus=name, consensus_sha256=encoded.sha256, n_cells=encoded.n_cells, cells=cells,
             agreement={"annotators": names, "annotations": ids, "f1": _round(analysis.f1),
@@ -233,6 +252,7 @@ def _store(*, image, trigger, actor, annotations, weights, analysis: Analysis, g
                 qa_run=run, annotation=a, annotator_id=a.created_by_id, revision=a.revision,
                 position=j, weight=weights[j], time_spent_s=a.time_spent_s,
                 moved_y=int(moved[j, 0]), moved_x=int(moved[j, 1]),
+                consensus_bias=round(float(c.boundary_bias[j]), 4) if k >= 2 else None,
                 **_score_fields(score_of.get(j)), **_gold_fields(gold[j] if gold else None),
             )
             for j, a in enumerate(annotations)
@@ -263,4 +283,5 @@ def _score_fields(s) -> dict:
 def _gold_fields(g: dict | None) -> dict:
     if g is None:
         return {}
-    return {"gold_f1": g["f1"], "gold_mean_iou": g["mean_iou"], "gold_quality": g["quality"]}
+    return {"gold_f1": g["f1"], "gold_mean_iou": g["mean_iou"], "gold_quality": g["quality"],
+            "gold_outline_bias": g["outline_bias"], "gold_outline_cells": g["outline_cells"]}

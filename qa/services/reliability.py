@@ -12,7 +12,12 @@ rebuilds every row from the stored runs (the occasional full pass). The estimate
 - ``sensitivity``: mean share of the cells the others agree on that the annotator drew;
 - ``false_positive_rate``: mean share of the annotator's cells nobody else drew;
 - ``boundary_bias``: mean outline shift in px against the others (+ = draws too large);
-- ``gold_score``: mean F1 at IoU 0.5 against the truth on gold images.
+- ``gold_score``: mean F1 at IoU 0.5 against the truth on gold images;
+- ``gold_boundary_bias``: outline offset in px against the truth (+ = draws too large),
+  the cell-weighted mean of each gold image's median over its matched cells; None below
+  :data:`qa.consensus.anchoring.MIN_GOLD_CELLS` matched cells. QA runs pass it to
+  :func:`qa.consensus.fuse` (``boundary_bias=``) so that consensus outlines sit where the
+  truth says, not where most annotators draw.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from django.db import transaction
 from django.db.models import F
 
 from annotation.models import Project
+from qa.consensus.anchoring import MIN_GOLD_CELLS
 from qa.models import (
     TIME_BIN_EDGES,
     AnnotatorReliability,
@@ -36,7 +42,7 @@ from qa.noise.reference import MIN_RELIABILITY
 from qa.noise.reliability import GOLD_WEIGHT
 
 _STAT_FIELDS = ("quality", "recall_sure", "plausible", "shift_px", "gold_f1", "gold_quality",
-                "time_spent_s")
+                "gold_outline_bias", "gold_outline_cells", "time_spent_s")
 
 
 def _empty_hist() -> list[int]:
@@ -55,6 +61,9 @@ def _add(row: AnnotatorReliability, s: dict, sign: int) -> None:
         row.n_gold += sign
         row.sum_gold_f1 += sign * s["gold_f1"]
         row.sum_gold_quality += sign * (s["gold_quality"] or 0.0)
+    if s["gold_outline_bias"] is not None and s["gold_outline_cells"]:
+        row.n_gold_outline_cells += sign * s["gold_outline_cells"]
+        row.sum_gold_outline += sign * s["gold_outline_cells"] * s["gold_outline_bias"]
     if s["time_spent_s"] is not None:
         hist = list(row.time_histogram) or _empty_hist()
         hist[bisect.bisect_left(TIME_BIN_EDGES, s["time_spent_s"])] += sign
@@ -72,6 +81,9 @@ def estimates(row: AnnotatorReliability) -> dict:
         "false_positive_rate": row.sum_implausible / n if n else None,
         "boundary_bias": row.sum_shift / n if n else None,
         "gold_score": row.sum_gold_f1 / g if g else None,
+        "gold_boundary_bias": (row.sum_gold_outline / row.n_gold_outline_cells
+                               if row.n_gold_outline_cells >= MIN_GOLD_CELLS else None),
+        "n_gold_outline_cells": row.n_gold_outline_cells,
         "n_annotations": n,
         "n_gold": g,
         "median_time_s": _median_time(row.time_histogram),
@@ -100,6 +112,13 @@ def reliability_weights(*, project: Project, annotator_ids: Iterable[int]) -> di
         q = estimates(rows[uid])["quality"] if uid in rows else None
         out[uid] = 1.0 if q is None else min(1.0, max(MIN_RELIABILITY, q))
     return out
+
+
+def gold_boundary_biases(*, project: Project, annotator_ids: Iterable[int]) -> dict[int, float | None]:
+    """Each annotator's outline bias against gold truth in px (None where not known yet)."""
+    ids = list(annotator_ids)
+    rows = {r.annotator_id: r for r in AnnotatorReliability.objects.filter(project=project, annotator_id__in=ids)}
+    return {uid: estimates(rows[uid])["gold_boundary_bias"] if uid in rows else None for uid in ids}
 
 
 def _scores(run_id: int) -> list[dict]:
