@@ -47,6 +47,12 @@ def test_qa_lead_reviews_the_worst_image_and_accepts_the_consensus(live_server, 
     assert sorted(n.split()[0] for n in labels[1:]) == ["ann-careless", "ann-expert", "ann-good"]
     run = worst.latest_run
     assert page.locator("#cells-table tbody tr[data-key='consensus']").count() == run.n_cells
+    # each annotation's outline correction, and where the outline level comes from (no gold)
+    for m in run.members.all():
+        text = page.inner_text(f"#scores td[data-outline='{m.annotation_id}']")
+        assert text.endswith(" px") and text.startswith("+" if m.consensus_bias > 0 else ("-", "0"))
+        assert float(text.removesuffix(" px")) == pytest.approx(m.consensus_bias, abs=0.0051)
+    assert "no annotator's bias against gold truth is known" in page.inner_text("#outline-level")
 
     # On opening, every viewer shows the whole image (none is cropped by a shared zoom).
     spans = page.evaluate("window.qaReview.state.views.map(v => { const r = v.canvas.getBoundingClientRect();"
