@@ -50,4 +50,14 @@ def reliability_recompute_task(job_id: int) -> dict:
                    message="recomputing annotator reliability")
 
 
-__all__ = ["image_qa_run_task", "project_regate_task", "reliability_recompute_task"]
+@shared_task(name="qa.project_qa_rerun", time_limit=4 * 60 * 60, soft_time_limit=235 * 60)
+def project_qa_rerun_task(job_id: int) -> dict:
+    from qa.services.rerun import project_qa_rerun
+
+    job = Job.objects.select_related("project").get(pk=job_id)
+    return job_run(job_id=job_id, work=lambda progress: project_qa_rerun(project=job.project, progress=progress),
+                   message="running QA again on the undecided images")
+
+
+__all__ = ["image_qa_run_task", "project_qa_rerun_task", "project_regate_task",
+           "reliability_recompute_task"]

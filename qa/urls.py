@@ -21,6 +21,7 @@ urlpatterns = [
     path(P + "qa/agreement/", project.AgreementView.as_view(), name="agreement"),
     path(P + "qa/annotators/", project.AnnotatorsView.as_view(), name="annotators"),
     path(P + "qa/annotators/recompute/", project.ReliabilityRecomputeView.as_view(), name="annotators-recompute"),
+    path(P + "qa/rerun/", project.QaRerunView.as_view(), name="qa-rerun"),
     path(P + "qa/qualification/", project.QualificationView.as_view(), name="qualification"),
     path(P + "qa/qualification/requalify/", project.RequalificationView.as_view(), name="requalify"),
     path(P + "qa/settings/", project.QaSettingsView.as_view(), name="settings"),

@@ -38,6 +38,18 @@ class ReliabilityRecomputeView(ProjectScopedView):
         return Response(JobOutput(job).data, status=status.HTTP_202_ACCEPTED)
 
 
+class QaRerunView(ProjectScopedView):
+    @extend_schema(request=None, responses={202: JobOutput},
+                   description="Run QA again on every image of the project that no person has "
+                   "decided on (QA leads, managers): a job. Reviewed and excluded images keep "
+                   "their run; the others get a new run with today's reliability weights and "
+                   "gold outline biases, and are gated again.")
+    def post(self, request, slug):
+        job = services.project_qa_rerun_request(actor=request.user, project=self.get_project())
+        job.refresh_from_db()
+        return Response(JobOutput(job).data, status=status.HTTP_202_ACCEPTED)
+
+
 class QualificationView(ProjectScopedView):
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request, slug):

@@ -33,13 +33,14 @@ from qa.services.reliability import (
     reliability_recompute,
     reliability_weights,
 )
+from qa.services.rerun import project_qa_rerun, project_qa_rerun_request
 from qa.services.review import review_act, review_edit_check
 
 __all__ = [
     "ALGORITHM_VERSION", "analyse", "annotation_submitted", "annotations_for_qa",
     "annotator_request", "audit_record", "gate_evaluate", "gate_image", "gold_current",
     "gold_scores", "gold_set", "guideline_version_for_requalification", "image_qa_run", "policy_create", "policy_current", "policy_get",
-    "policy_publish", "policy_update", "project_regate", "qa_run_enqueue", "qa_run_request",
+    "policy_publish", "policy_update", "project_qa_rerun", "project_qa_rerun_request", "project_regate", "qa_run_enqueue", "qa_run_request",
     "qualification_list", "qualified_annotator_ids", "redundancy_check", "reliability_apply_run",
     "reliability_recompute", "reliability_recompute_request", "qa_settings_get", "qa_settings_update", "reliability_weights", "requalification_require", "review_act", "review_edit_check",
 ]

@@ -66,16 +66,24 @@ def qa_settings_update(*, actor, project: Project, **changes) -> dict:
     return qa_settings_get(actor=actor, project=project)
 
 
-def reliability_recompute_request(*, actor, project: Project) -> Job:
-    """Queue a full recomputation of annotator reliability (QA leads, managers)."""
+def project_job_request(*, actor, project: Project, kind: str, task: str, message: str,
+                        summary: str) -> Job:
+    """Queue a project-wide QA job (QA leads, managers): the job row, its audit row, and
+    the Celery task ``qa.tasks.<task>`` once they are committed."""
     check_project_role(user=actor, project=project, roles=ACTING_ROLES)
     with transaction.atomic():
-        job = job_create(kind=RECOMPUTE_TASK, project=project, created_by=actor,
-                         message="reliability recomputation queued")
-        audit_record(project=project, kind=AuditKind.RECOMPUTE, actor=actor,
-                     summary="full recomputation of annotator reliability requested",
+        job = job_create(kind=kind, project=project, created_by=actor, message=message)
+        audit_record(project=project, kind=AuditKind.RECOMPUTE, actor=actor, summary=summary,
                      links={"job": job.pk})
-        from qa.tasks import reliability_recompute_task
+        from qa import tasks  # tasks sit above services; imported late
 
-        transaction.on_commit(lambda: reliability_recompute_task.delay(job.pk))
+        transaction.on_commit(lambda: getattr(tasks, task).delay(job.pk))
     return job
+
+
+def reliability_recompute_request(*, actor, project: Project) -> Job:
+    """Queue a full recomputation of annotator reliability (QA leads, managers)."""
+    return project_job_request(actor=actor, project=project, kind=RECOMPUTE_TASK,
+                               task="reliability_recompute_task",
+                               message="reliability recomputation queued",
+                               summary="full recomputation of annotator reliability requested")

@@ -37,16 +37,22 @@ def _area_ratio(truth: np.ndarray, labels: np.ndarray) -> float:
     return float(la[m.pairs[:, 1]].sum() / ta[m.pairs[:, 0]].sum())
 
 
-def test_gold_biases_anchor_the_next_runs_consensus(media_root, django_capture_on_commit_callbacks):
-    world = make_world(n_images=2)
-    truths = [s.labels for s in world.sims]
+def _score_gold(world, truth, capture):
+    """Image 0 becomes a gold image with ``truth``; the three annotators label it."""
     gold = world.images[0]
     Image.objects.filter(pk=gold.pk).update(is_gold=True)
     gold.refresh_from_db()
-    gold_set(actor=world.users["lead"], image=gold, mask=mask_encode(truths[0]).content)
-    with django_capture_on_commit_callbacks(execute=True):
-        for name, labels in _masks(truths[0]).items():
+    gold_set(actor=world.users["lead"], image=gold, mask=mask_encode(truth).content)
+    with capture(execute=True):
+        for name, labels in _masks(truth).items():
             world.submit(0, name, labels)
+    return gold
+
+
+def test_gold_biases_anchor_the_next_runs_consensus(media_root, django_capture_on_commit_callbacks):
+    world = make_world(n_images=2)
+    truths = [s.labels for s in world.sims]
+    gold = _score_gold(world, truths[0], django_capture_on_commit_callbacks)
 
     # the gold image's run measures each annotation's outline against the truth
     gold_run = QaRun.objects.filter(image=gold).latest("id")
@@ -98,3 +104,50 @@ def test_without_gold_nothing_is_anchored(media_root, django_capture_on_commit_c
     assert run.params["anchored_to_gold"] is False
     assert set(run.params["gold_boundary_bias"].values()) == {None}
     assert all(m.gold_outline_bias is None and m.gold_outline_cells == 0 for m in run.members.all())
+
+
+def test_a_project_rerun_anchors_older_runs_and_keeps_human_decisions(
+        media_root, django_capture_on_commit_callbacks, api_client):
+    """Runs made before the gold image was scored are unanchored; re-running the project
+    brings them up to date, except an image a QA lead decided on."""
+    from annotation.models import Job
+    from qa.models import ImageQaState
+    from qa.services import review_act
+    from tests.api.uploads import url
+
+    world = make_world(n_images=3)
+    truths = [s.labels for s in world.sims]
+    with django_capture_on_commit_callbacks(execute=True):
+        for index in (1, 2):
+            for name, labels in _masks(truths[index]).items():
+                world.submit(index, name, labels)
+    decided = world.images[2]
+    review_act(actor=world.users["lead"], image=decided, action="accept_consensus")
+    before = {i: QaRun.objects.filter(image=world.images[i]).latest("id") for i in (1, 2)}
+    assert not before[1].params["anchored_to_gold"]
+
+    _score_gold(world, truths[0], django_capture_on_commit_callbacks)
+
+    # annotators may not; a QA lead queues it as a job
+    api_client.force_authenticate(world.users["ann_a"])
+    assert api_client.post(url(world.project.slug, "qa", "rerun")).status_code == 403
+    api_client.force_authenticate(world.users["lead"])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api_client.post(url(world.project.slug, "qa", "rerun"))
+    assert response.status_code == 202, response.content
+    job = Job.objects.get(pk=response.json()["id"])
+    assert job.status == "succeeded" and job.kind == "qa.project_qa_rerun"
+    assert job.result["images"] == 3 and job.result["kept_decided"] == 1
+    assert job.result["rerun"] == 2 and job.result["anchored_to_gold"] == 2
+    assert job.result["errors"] == []
+
+    after = QaRun.objects.filter(image=world.images[1]).latest("id")
+    assert after.pk != before[1].pk and after.trigger == "recompute"
+    assert after.params["anchored_to_gold"] is True
+    consensus = mask_read(after.consensus.name)
+    assert abs(_area_ratio(truths[1], consensus) - 1.0) < abs(
+        _area_ratio(truths[1], mask_read(before[1].consensus.name)) - 1.0)
+    # the reviewed image keeps its run, its decision and its approved mask
+    assert QaRun.objects.filter(image=decided).latest("id").pk == before[2].pk
+    state = ImageQaState.objects.get(image=decided)
+    assert state.status == "approved" and state.latest_review.qa_run_id == before[2].pk
