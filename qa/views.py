@@ -113,6 +113,9 @@ def qa_dashboard(request, slug):
         "annotators": [{"annotator": r["annotator"], "history": r["history"]} for r in annotators],
         "gates": dashboard.gate_counts_by_day(user=request.user, project=project),
         "pairUrl": reverse("qa-pair", kwargs={"slug": slug}),
+        "rerunUrl": reverse("qa:qa-rerun", kwargs={"slug": slug}),
+        "jobsUrl": reverse("annotation:job-list"),
+        "csrfToken": get_token(request),
     }
     return render(request, "qa/dashboard.html", {
         "project": project, "matrix": matrix, "names": names, "annotators": annotators,

@@ -2,7 +2,8 @@
 // load, per-annotator trend charts (uPlot, vendored) and gate decisions per day.
 
 import uPlot from "../vendor/uplot-1.6.31/uPlot.esm.js";
-import { SERIES_COLOURS, agreementColour, inkFor, readConfig, sparkline } from "./common.js";
+import { ApiClient } from "../annotator/api.js";
+import { SERIES_COLOURS, agreementColour, followJob, inkFor, readConfig, sparkline } from "./common.js";
 
 const cfg = readConfig("qa-dashboard-config");
 
@@ -129,8 +130,38 @@ function gateChart() {
   box.chart = new uPlot(opts, [xs, ...ys], box);
 }
 
+// "Run QA again": a job on the server; its progress here, then the page reloads to show
+// the new runs' numbers.
+function wireRerun() {
+  const button = document.getElementById("rerun");
+  const out = document.getElementById("rerun-result");
+  if (!button) return;
+  const api = new ApiClient({ csrfToken: cfg.csrfToken });
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    out.className = ""; out.textContent = "Queued…";
+    try {
+      const started = await api.json(cfg.rerunUrl, { method: "POST", body: "{}", headers: { "Content-Type": "application/json" } });
+      const job = await followJob(api, cfg.jobsUrl, started.id, (j) => {
+        const pct = j.progress == null ? "" : ` ${Math.round(j.progress * 100)} %`;
+        out.textContent = `Job ${j.id}: ${j.status}${pct}…`;
+      });
+      const r = job.result || {};
+      if (job.status !== "succeeded") throw new Error(`Job ${job.id} ${job.status}: ${job.error || job.message}`);
+      out.className = "qa-msg qa-msg-ok";
+      out.textContent = `Ran QA again on ${r.rerun} of ${r.images} images (${r.anchored_to_gold} anchored to gold truth); `
+        + `${r.kept_decided} decided by a person kept theirs`
+        + `${r.errors && r.errors.length ? `; ${r.errors.length} could not run` : ""}. Reloading…`;
+      setTimeout(() => window.location.reload(), 1500);
+    } catch (err) {
+      out.className = "qa-msg qa-msg-err"; out.textContent = err.message;
+    } finally { button.disabled = false; }
+  });
+}
+
 paintHeat();
 wirePairs();
+wireRerun();
 sparklines();
 trendChart();
 gateChart();

@@ -156,3 +156,32 @@ def test_gating_policy_preview_save_and_publish(live_server, page, seen, screens
     draft.refresh_from_db()
     assert draft.status == "published"
     assert seen.dialogs == [] and seen.csp == [] and seen.errors == []
+
+
+def test_run_qa_again_from_the_dashboard(live_server, page, seen, screenshot_dir):
+    """The button queues the project re-run, follows the job and says what it did."""
+    from django.contrib.auth import get_user_model
+
+    from qa.models import QaRun
+    from qa.services import review_act
+
+    world = make_qa_world()
+    decided = ImageQaState.objects.filter(project=world.project).order_by("image_id").first()
+    before = {s.image_id: s.latest_run_id for s in ImageQaState.objects.filter(project=world.project)}
+    log_in(page, live_server.url, "lea")
+    page.goto(f"{live_server.url}/qa/{world.project.slug}/")
+    page.wait_for_selector("body[data-qa-ready='1']")
+    # A QA lead decides on one image first: that one keeps its run.
+    review_act(actor=get_user_model().objects.get(username="lea"), image=decided.image,
+               action="exclude", reason="out of focus")
+    page.click("#rerun")
+    result = page.locator("#rerun-result")
+    result.filter(has_text="Ran QA again").wait_for(timeout=60000)
+    text = result.inner_text()
+    assert f"on {len(before) - 1} of {len(before)} images" in text and "1 decided by a person" in text
+    after = {s.image_id: s.latest_run_id for s in ImageQaState.objects.filter(project=world.project)}
+    assert after[decided.image_id] == before[decided.image_id]
+    assert all(after[i] > before[i] for i in before if i != decided.image_id)
+    assert QaRun.objects.filter(image_id__in=list(before), trigger="recompute").count() == len(before) - 1
+    page.screenshot(path=str(screenshot_dir / "qa_dashboard_rerun.png"), full_page=True)
+    assert seen.dialogs == [] and seen.csp == [] and seen.errors == []
