@@ -157,15 +157,11 @@ def image_qa_run(*, image: Image, trigger: QaTrigger = QaTrigger.ON_DEMAND, acto
 
     model_version = reference_model_get(project=project, model_version_id=reference_model)
     started = time.perf_counter()
-    from qa.services.reliability import (  # after the models are loaded
-        gold_boundary_biases,
-        reliability_weights,
-    )
+    from qa.services.reliability import reliability_priors  # after the models are loaded
 
-    annotator_ids = [a.created_by_id for a in annotations]
-    weight_of = reliability_weights(project=project, annotator_ids=annotator_ids)
+    weight_of, bias_of = reliability_priors(project=project,
+                                            annotator_ids=[a.created_by_id for a in annotations])
     weights = [weight_of[a.created_by_id] for a in annotations]
-    bias_of = gold_boundary_biases(project=project, annotator_ids=annotator_ids)
     boundary_bias = [bias_of[a.created_by_id] for a in annotations]
     masks = [mask_read(a.mask.name) for a in annotations]
     analysis = analyse(masks, weights, boundary_bias)

@@ -103,22 +103,26 @@ def _median_time(hist: list[int]) -> float | None:
     return None
 
 
+def reliability_priors(*, project: Project, annotator_ids: Iterable[int]
+                       ) -> tuple[dict[int, float], dict[int, float | None]]:
+    """What a QA run's consensus takes from each annotator's record, in one query: its
+    weight (quality clipped to (MIN_RELIABILITY, 1]; 1 when new) and its outline bias
+    against gold truth in px (None where not known yet)."""
+    ids = list(annotator_ids)
+    rows = {r.annotator_id: estimates(r) for r in
+            AnnotatorReliability.objects.filter(project=project, annotator_id__in=ids)}
+    weights, biases = {}, {}
+    for uid in ids:
+        e = rows.get(uid, {})
+        q = e.get("quality")
+        weights[uid] = 1.0 if q is None else min(1.0, max(MIN_RELIABILITY, q))
+        biases[uid] = e.get("gold_boundary_bias")
+    return weights, biases
+
+
 def reliability_weights(*, project: Project, annotator_ids: Iterable[int]) -> dict[int, float]:
     """Consensus weight per annotator: its quality, clipped to (MIN_RELIABILITY, 1]; 1 when new."""
-    ids = list(annotator_ids)
-    rows = {r.annotator_id: r for r in AnnotatorReliability.objects.filter(project=project, annotator_id__in=ids)}
-    out = {}
-    for uid in ids:
-        q = estimates(rows[uid])["quality"] if uid in rows else None
-        out[uid] = 1.0 if q is None else min(1.0, max(MIN_RELIABILITY, q))
-    return out
-
-
-def gold_boundary_biases(*, project: Project, annotator_ids: Iterable[int]) -> dict[int, float | None]:
-    """Each annotator's outline bias against gold truth in px (None where not known yet)."""
-    ids = list(annotator_ids)
-    rows = {r.annotator_id: r for r in AnnotatorReliability.objects.filter(project=project, annotator_id__in=ids)}
-    return {uid: estimates(rows[uid])["gold_boundary_bias"] if uid in rows else None for uid in ids}
+    return reliability_priors(project=project, annotator_ids=annotator_ids)[0]
 
 
 def _scores(run_id: int) -> list[dict]:

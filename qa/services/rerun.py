@@ -17,6 +17,7 @@ from annotation.models import Project
 from config.errors import DomainError
 from qa.enums import ImageQaStatus, QaTrigger
 from qa.models import ImageQaState
+from qa.services.project_settings import project_job_request
 
 RERUN_TASK = "qa.project_qa_rerun"
 
@@ -58,8 +59,6 @@ def project_qa_rerun(*, project: Project, progress: Callable[[int, int], None] |
 
 def project_qa_rerun_request(*, actor, project: Project):
     """Queue :func:`project_qa_rerun` as a job (QA leads, managers)."""
-    from qa.services.project_settings import project_job_request
-
     return project_job_request(actor=actor, project=project, kind=RERUN_TASK,
                                task="project_qa_rerun_task",
                                message="QA re-run of the undecided images queued",
